@@ -1,0 +1,227 @@
+//! The HTTP skeleton every listener shares: request ids, trace context, access logs, metrics,
+//! problem rendering, panics turned into `500 internal`, body limits and graceful shutdown.
+//!
+//! Layers, outermost first (each line says why it is there):
+//! 1. catch-panic: a bug in one handler answers 500 instead of taking the connection down;
+//! 2. `observe`: request id + traceparent + span + access log + metrics + problem `instance`;
+//! 3. body limit: a client cannot make us buffer more than the listener allows.
+
+use crate::problem::{Problem, ProblemBody};
+use crate::telemetry::{HttpLabels, Metrics};
+use crate::trace_context::{self, TraceParent};
+use axum::extract::{ConnectInfo, FromRequest, Request, rejection::JsonRejection};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+/// Default for listeners that do not set their own.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// The id of the request being served, also the `instance` of any problem it answers.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// Where a request came from. The trace context to send downstream is `trace.child()`.
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    pub trace: TraceParent,
+    pub client: Option<SocketAddr>,
+}
+
+/// What a listener is called in logs and metrics (`public`, `admin`, `chat`, ...).
+#[derive(Debug, Clone)]
+struct ListenerName(String);
+
+/// Wraps a router in the standard layers.
+pub fn standard_layers(router: Router, listener: &str, metrics: Metrics, body_limit: usize) -> Router {
+    router
+        .fallback(|| async { Problem::NotFound("There is nothing at this address.".into()) })
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(middleware::from_fn(observe))
+        .layer(Extension(ListenerName(listener.to_owned())))
+        .layer(Extension(metrics))
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("a request handler panicked");
+            Problem::internal(anyhow::anyhow!("handler panicked")).into_response()
+        }))
+}
+
+/// A request id from outside is kept only if it is short and plain, so that it can go into logs
+/// and headers unescaped; otherwise we make our own.
+fn accept_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 128
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+    .then(|| s.to_owned())
+}
+
+async fn observe(
+    Extension(listener): Extension<ListenerName>,
+    Extension(metrics): Extension<Metrics>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(accept_request_id)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    // Our hop is a child of the caller's span, or the root of a new trace.
+    let trace = req
+        .headers()
+        .get(trace_context::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .map(|p| p.child())
+        .unwrap_or_else(TraceParent::new_root);
+    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    req.extensions_mut().insert(RequestContext {
+        request_id: request_id.clone(),
+        trace,
+        client,
+    });
+
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        trace_id = %trace.trace_id_hex(),
+        span_id = %trace.span_id_hex(),
+        listener = %listener.0,
+    );
+    let mut res = next.run(req).instrument(span.clone()).await;
+
+    if let Some(body) = res.extensions_mut().remove::<ProblemBody>() {
+        let headers = res.headers().clone();
+        res = body.into_response_with_instance(Some(request_id.clone()));
+        for (name, value) in headers.iter() {
+            if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+                res.headers_mut().insert(name.clone(), value.clone());
+            }
+        }
+    } else if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::CONTENT_TYPE) {
+        let body = ProblemBody {
+            r#type: "https://protostar.dev/problems/method-not-allowed".into(),
+            title: "Method not allowed".into(),
+            status: 405,
+            detail: format!("{method} is not allowed here."),
+            instance: None,
+            errors: None,
+            limit: None,
+            remaining: None,
+            resets_at: None,
+        };
+        let allow = res.headers().get(header::ALLOW).cloned();
+        res = body.into_response_with_instance(Some(request_id.clone()));
+        if let Some(allow) = allow {
+            res.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {
+        res.headers_mut().insert(trace_context::HEADER, v);
+    }
+
+    let elapsed = started.elapsed();
+    let labels = HttpLabels {
+        listener: listener.0.clone(),
+        method: method.to_string(),
+        status: res.status().as_u16(),
+    };
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics.http_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
+        span.in_scope(|| {
+            tracing::info!(
+                method = %method,
+                path = %path,
+                status = res.status().as_u16(),
+                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                client = client.map(|c| c.ip().to_string()).unwrap_or_default(),
+                "access"
+            );
+        });
+    }
+    res
+}
+
+/// `axum::Json` whose rejections are problems (`400 invalid-request`, `415`), not plain text.
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(Problem::UnsupportedMediaType(
+                "Send a JSON body with Content-Type: application/json.".into(),
+            )),
+            Err(JsonRejection::JsonDataError(e)) => Err(Problem::invalid(e.body_text())),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(Problem::invalid(e.body_text())),
+            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(Problem::PayloadTooLarge("The request body is too large.".into()))
+            }
+            Err(e) => Err(Problem::invalid(e.body_text())),
+        }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+/// Resolves when the process is asked to stop (SIGTERM from Kubernetes, Ctrl-C at a terminal).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// Serves `router` on `listener` until `stop` is cancelled, then finishes in-flight requests.
+pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+/// Binds an address, naming the config key in the error so that a busy port is easy to fix.
+pub async fn bind(addr: &str, key: &str) -> Result<TcpListener, crate::ConfigError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::ConfigError::key(key, format!("cannot listen on {addr}: {e}")))
+}

@@ -1,0 +1,13 @@
+//! The plumbing every Protostar service shares. A service adds its own logic on top of these
+//! parts and re-implements none of them.
+
+pub mod config;
+pub mod http;
+pub mod problem;
+pub mod secret;
+pub mod telemetry;
+pub mod trace_context;
+
+pub use config::{ConfigError, ConfigSource};
+pub use problem::{FieldError, Problem};
+pub use secret::Secret;
