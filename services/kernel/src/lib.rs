@@ -11,3 +11,7 @@ pub mod trace_context;
 pub use config::{ConfigError, ConfigSource};
 pub use problem::{FieldError, Problem};
 pub use secret::Secret;
+pub mod db;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod events;

@@ -1,0 +1,200 @@
+//! PostgreSQL: one pool per service, each in its own schema with its own migrations.
+//!
+//! Every connection of a service's pool has `search_path = <schema>, public`, so the service's
+//! SQL names its tables without a schema and cannot reach another service's by accident. The
+//! kernel's own tables (outbox, processed events, dead letters) are created in each service's
+//! schema by the kernel's migrations, kept in a separate history table so that the two sets of
+//! migrations never trip over each other.
+
+use crate::Secret;
+use serde::Deserialize;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{AssertSqlSafe, PgPool};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+static KERNEL_MIGRATIONS: Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://user:password@host:port/database`
+    pub url: Secret<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout_secs: u64,
+    /// Run migrations when a service starts (single machine). In Kubernetes a Job runs
+    /// `protostar migrate` before the new version starts, and this is off.
+    #[serde(default = "yes")]
+    pub migrate_on_start: bool,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_acquire_timeout() -> u64 {
+    5
+}
+fn yes() -> bool {
+    true
+}
+
+impl DatabaseConfig {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: Secret::new(url.into()),
+            max_connections: default_max_connections(),
+            acquire_timeout_secs: default_acquire_timeout(),
+            migrate_on_start: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("`{0}` is not a valid schema name (lowercase letters, digits and _, at most 63)")]
+    BadSchema(String),
+    #[error("database.url is not a valid PostgreSQL URL: {0}")]
+    BadUrl(sqlx::Error),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("migrating schema {schema}: {source}")]
+    Migrate {
+        schema: String,
+        #[source]
+        source: MigrateError,
+    },
+}
+
+/// A service's handle on its schema.
+#[derive(Clone)]
+pub struct Database {
+    pool: PgPool,
+    schema: Arc<str>,
+    migrated: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("schema", &self.schema).finish()
+    }
+}
+
+pub fn valid_schema(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl Database {
+    /// A pool for `schema`. Connections are opened on first use, so a process whose database is
+    /// down still starts and `/readyz` says why.
+    pub fn connect_lazy(config: &DatabaseConfig, schema: &str) -> Result<Self, DbError> {
+        if !valid_schema(schema) {
+            return Err(DbError::BadSchema(schema.to_owned()));
+        }
+        let options = PgConnectOptions::from_str(config.url.expose()).map_err(DbError::BadUrl)?;
+        let search_path: Arc<str> = format!("SET search_path TO {schema}, public").into();
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs))
+            .after_connect(move |conn, _meta| {
+                // The schema name was checked by `valid_schema`, so the SQL is not injectable.
+                let sql = AssertSqlSafe(search_path.clone());
+                Box::pin(async move {
+                    sqlx::raw_sql(sql).execute(conn).await?;
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        Ok(Self {
+            pool,
+            schema: schema.into(),
+            migrated: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// Creates the schema and applies the kernel's migrations and then the service's.
+    pub async fn migrate(&self, service: Option<&Migrator>) -> Result<(), DbError> {
+        let schema = self.schema.to_string();
+        let err = |source| DbError::Migrate {
+            schema: schema.clone(),
+            source,
+        };
+        self.scoped(&KERNEL_MIGRATIONS, "_kernel_migrations")
+            .run(&self.pool)
+            .await
+            .map_err(err)?;
+        if let Some(m) = service {
+            self.scoped(m, "_sqlx_migrations").run(&self.pool).await.map_err(err)?;
+        }
+        self.migrated.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn scoped(&self, migrator: &Migrator, table: &str) -> Migrator {
+        let mut m = Migrator::with_migrations(migrator.iter().cloned().collect());
+        m.dangerous_set_table_name(format!("{}.{table}", self.schema));
+        m.create_schema(self.schema.to_string());
+        m
+    }
+
+    pub fn is_migrated(&self) -> bool {
+        self.migrated.load(Ordering::Acquire)
+    }
+
+    /// Checks the server answers and that this process's migrations ran: `/readyz` material.
+    pub async fn check(&self) -> Result<(), String> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| format!("database unreachable: {e}"))?;
+        if !self.is_migrated() {
+            return Err(format!("migrations of schema {} not applied yet", self.schema));
+        }
+        Ok(())
+    }
+
+    /// Marks migrations as applied elsewhere (by the migration Job), after verifying it.
+    pub async fn verify_migrated(&self, service: Option<&Migrator>) -> Result<bool, DbError> {
+        let mut latest = KERNEL_MIGRATIONS.iter().map(|m| m.version).max();
+        let mut tables = vec![("_kernel_migrations", latest)];
+        if let Some(m) = service {
+            latest = m.iter().map(|m| m.version).max();
+            tables.push(("_sqlx_migrations", latest));
+        }
+        for (table, version) in tables {
+            let Some(version) = version else { continue };
+            let applied: Option<bool> = sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT bool_and(success) FROM {}.{table} WHERE version = $1",
+                self.schema
+            )))
+            .bind(version)
+            .fetch_one(&self.pool)
+            .await
+            .or_else(|e| match e {
+                // No history table yet: nothing has been migrated.
+                sqlx::Error::Database(d) if d.code().as_deref() == Some("42P01") => Ok(None),
+                e => Err(e),
+            })?;
+            if applied != Some(true) {
+                return Ok(false);
+            }
+        }
+        self.migrated.store(true, Ordering::Release);
+        Ok(true)
+    }
+}

@@ -1,0 +1,210 @@
+//! What happens to one delivered message, whichever bus brought it.
+//!
+//! At least once in, exactly once in effect: the handler runs in a transaction that also records
+//! the event id as processed, and the message is acknowledged only after that commit. A
+//! redelivery finds the id and changes nothing. A failing handler is retried with exponential
+//! backoff; after the last attempt (or at once, for a permanent error or a message that is not
+//! an event) the delivery is parked in `dead_letters` with the reason, and acknowledged.
+
+use super::{Event, dead_letter};
+use crate::db::Database;
+use futures::future::BoxFuture;
+use sqlx::PgConnection;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Worth trying again (a peer was down, a lock timed out).
+    #[error("{0:#}")]
+    Transient(anyhow::Error),
+    /// Will fail the same way every time (the event makes no sense to this consumer).
+    #[error("{0:#}")]
+    Permanent(anyhow::Error),
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Transient(e.into())
+    }
+}
+
+/// A consumer's logic. `tx` is the open transaction in the consumer's schema; whatever the
+/// handler writes commits together with the record that the event was processed.
+pub trait Handler: Send + Sync + 'static {
+    fn handle<'a>(&'a self, tx: &'a mut PgConnection, event: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            first_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
+        self.first_delay.saturating_mul(factor).min(self.max_delay)
+    }
+}
+
+/// One consumer: its name (and queue `protostar.<name>`), the routing patterns it binds, its
+/// schema and its logic.
+#[derive(Clone)]
+pub struct Subscription {
+    pub name: String,
+    pub patterns: Vec<String>,
+    pub db: Database,
+    pub handler: Arc<dyn Handler>,
+    pub retry: RetryPolicy,
+}
+
+impl Subscription {
+    pub fn new(name: &str, patterns: &[&str], db: Database, handler: impl Handler) -> Self {
+        Self {
+            name: name.to_owned(),
+            patterns: patterns.iter().map(|p| (*p).to_owned()).collect(),
+            db,
+            handler: Arc::new(handler),
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+}
+
+/// What the bus does with the message afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Done: applied, a duplicate, or parked.
+    Ack,
+    /// Could not even record the outcome (our database is down): deliver again later.
+    Requeue,
+}
+
+enum Attempt {
+    Done,
+    Duplicate,
+    Failed(HandlerError),
+}
+
+pub async fn process(sub: &Subscription, payload: &[u8]) -> Disposition {
+    let event = match Event::from_bytes(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(consumer = %sub.name, error = %e, "parking a message that is not an event");
+            return park(sub, None, payload, &format!("malformed message: {e}"), 1).await;
+        }
+    };
+    let span = tracing::info_span!(
+        "event",
+        consumer = %sub.name,
+        event_id = %event.id,
+        event_type = %event.event_type,
+        traceparent = event.traceparent.as_deref().unwrap_or(""),
+    );
+
+    let mut last_error = String::new();
+    for attempt in 1..=sub.retry.max_attempts.max(1) {
+        match try_once(sub, &event).await {
+            Attempt::Done => {
+                tracing::debug!(parent: &span, attempt, "event applied");
+                return Disposition::Ack;
+            }
+            Attempt::Duplicate => {
+                tracing::debug!(parent: &span, "duplicate delivery ignored");
+                return Disposition::Ack;
+            }
+            Attempt::Failed(HandlerError::Permanent(e)) => {
+                tracing::warn!(parent: &span, error = format!("{e:#}"), "permanent failure; parking");
+                return park(sub, Some(&event), payload, &format!("permanent failure: {e:#}"), attempt).await;
+            }
+            Attempt::Failed(HandlerError::Transient(e)) => {
+                last_error = format!("{e:#}");
+                tracing::warn!(parent: &span, attempt, error = %last_error, "handler failed");
+                if attempt < sub.retry.max_attempts {
+                    tokio::time::sleep(sub.retry.delay(attempt)).await;
+                }
+            }
+        }
+    }
+    park(
+        sub,
+        Some(&event),
+        payload,
+        &format!("failed {} times; last error: {last_error}", sub.retry.max_attempts),
+        sub.retry.max_attempts,
+    )
+    .await
+}
+
+async fn try_once(sub: &Subscription, event: &Event) -> Attempt {
+    let mut tx = match sub.db.pool().begin().await {
+        Ok(tx) => tx,
+        Err(e) => return Attempt::Failed(HandlerError::Transient(e.into())),
+    };
+    // Concurrent duplicates wait here on the primary key until the first one commits or not.
+    let fresh = sqlx::query(
+        "INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(&sub.name)
+    .bind(event.id)
+    .execute(&mut *tx)
+    .await;
+    match fresh {
+        Ok(r) if r.rows_affected() == 0 => return Attempt::Duplicate,
+        Ok(_) => {}
+        Err(e) => return Attempt::Failed(HandlerError::Transient(e.into())),
+    }
+    if let Err(e) = sub.handler.handle(&mut tx, event).await {
+        return Attempt::Failed(e);
+    }
+    match tx.commit().await {
+        Ok(()) => Attempt::Done,
+        Err(e) => Attempt::Failed(HandlerError::Transient(e.into())),
+    }
+}
+
+async fn park(sub: &Subscription, event: Option<&Event>, payload: &[u8], reason: &str, attempts: u32) -> Disposition {
+    match dead_letter::park(&sub.db, &sub.name, event, payload, reason, attempts).await {
+        Ok(()) => Disposition::Ack,
+        Err(e) => {
+            tracing::error!(consumer = %sub.name, error = %e, "cannot park a failed delivery; it will come again");
+            Disposition::Requeue
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RetryPolicy;
+    use std::time::Duration;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        assert_eq!(p.delay(1), Duration::from_millis(100));
+        assert_eq!(p.delay(2), Duration::from_millis(200));
+        assert_eq!(p.delay(4), Duration::from_millis(800));
+        assert_eq!(p.delay(5), Duration::from_secs(1));
+        assert_eq!(p.delay(60), Duration::from_secs(1));
+    }
+}

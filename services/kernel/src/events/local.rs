@@ -1,0 +1,126 @@
+//! In-process delivery for a single machine with no broker. The relay's publish returns only
+//! when every matching consumer has committed (or parked) the event, so the outbox row is marked
+//! sent only then: a crash before that means the relay delivers it again after restart, and the
+//! consumers' processed-event records make the second delivery change nothing. That is the same
+//! at-least-once contract as with RabbitMQ.
+
+use super::consumer::{self, Disposition, Subscription};
+use super::{BusError, Event, pattern};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+struct Delivery {
+    payload: Arc<[u8]>,
+    done: oneshot::Sender<Disposition>,
+}
+
+struct Registered {
+    name: String,
+    patterns: Vec<String>,
+    inbox: mpsc::Sender<Delivery>,
+}
+
+#[derive(Clone, Default)]
+pub struct LocalBus {
+    consumers: Arc<RwLock<Vec<Registered>>>,
+}
+
+const REQUEUE_DELAY: Duration = Duration::from_millis(500);
+const CONCURRENCY: usize = 16;
+
+impl LocalBus {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub async fn publish(&self, events: &[Event]) -> Result<(), BusError> {
+        let mut deliveries = Vec::new();
+        for event in events {
+            let payload: Arc<[u8]> = event.to_bytes().into();
+            for (name, inbox) in self.matching(&event.event_type) {
+                deliveries.push(deliver(name, inbox, payload.clone()));
+            }
+        }
+        for r in futures::future::join_all(deliveries).await {
+            r?;
+        }
+        Ok(())
+    }
+
+    pub async fn redeliver(&self, consumer: &str, payload: &[u8]) -> Result<(), BusError> {
+        let inbox = self
+            .consumers
+            .read()
+            .map_err(|_| BusError::Closed)?
+            .iter()
+            .find(|c| c.name == consumer)
+            .map(|c| c.inbox.clone())
+            .ok_or_else(|| BusError::NoConsumer(consumer.to_owned()))?;
+        deliver(consumer.to_owned(), inbox, payload.into()).await
+    }
+
+    fn matching(&self, event_type: &str) -> Vec<(String, mpsc::Sender<Delivery>)> {
+        self.consumers
+            .read()
+            .map(|cs| {
+                cs.iter()
+                    .filter(|c| c.patterns.iter().any(|p| pattern::matches(p, event_type)))
+                    .map(|c| (c.name.clone(), c.inbox.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn start_consumer(&self, sub: Subscription, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let (tx, mut rx) = mpsc::channel::<Delivery>(CONCURRENCY * 4);
+        if let Ok(mut cs) = self.consumers.write() {
+            cs.retain(|c| c.name != sub.name);
+            cs.push(Registered {
+                name: sub.name.clone(),
+                patterns: sub.patterns.clone(),
+                inbox: tx,
+            });
+        }
+        let consumers = self.consumers.clone();
+        tokio::spawn(async move {
+            let limit = Arc::new(Semaphore::new(CONCURRENCY));
+            loop {
+                let delivery = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    d = rx.recv() => match d { Some(d) => d, None => break },
+                };
+                let Ok(permit) = limit.clone().acquire_owned().await else { break };
+                let sub = sub.clone();
+                tokio::spawn(async move {
+                    let outcome = consumer::process(&sub, &delivery.payload).await;
+                    let _ = delivery.done.send(outcome);
+                    drop(permit);
+                });
+            }
+            if let Ok(mut cs) = consumers.write() {
+                cs.retain(|c| c.name != sub.name);
+            }
+        })
+    }
+}
+
+async fn deliver(name: String, inbox: mpsc::Sender<Delivery>, payload: Arc<[u8]>) -> Result<(), BusError> {
+    loop {
+        let (done, outcome) = oneshot::channel();
+        inbox
+            .send(Delivery {
+                payload: payload.clone(),
+                done,
+            })
+            .await
+            .map_err(|_| BusError::NoConsumer(name.clone()))?;
+        match outcome.await {
+            Ok(Disposition::Ack) => return Ok(()),
+            Ok(Disposition::Requeue) => tokio::time::sleep(REQUEUE_DELAY).await,
+            // The consumer stopped mid-delivery; the relay will try again.
+            Err(_) => return Err(BusError::NoConsumer(name)),
+        }
+    }
+}

@@ -1,0 +1,175 @@
+//! The relay moves committed events from a service's outbox to the bus. It takes a batch under
+//! `FOR UPDATE SKIP LOCKED` (so several replicas share the work without sending a row twice at
+//! once), publishes it with confirms, and marks it sent in the same transaction. If the broker is
+//! down the rows stay unsent and the relay backs off: an outage delays events and loses none.
+
+use super::{Bus, Event, outbox::NOTIFY_CHANNEL};
+use crate::db::Database;
+use sqlx::postgres::PgListener;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub batch: i64,
+    /// How often to look even without a notification (a missed NOTIFY, a rolled-back peer).
+    pub poll: Duration,
+    pub max_backoff: Duration,
+    /// Sent rows are kept this long for inspection, then deleted.
+    pub keep_sent: Duration,
+    /// Processed-event records older than this are deleted: redeliveries come within minutes.
+    pub keep_processed: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch: 200,
+            poll: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            keep_sent: Duration::from_secs(7 * 24 * 3600),
+            keep_processed: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("publishing: {0}")]
+    Publish(#[from] super::BusError),
+}
+
+pub fn spawn(db: Database, bus: Bus, config: RelayConfig, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { run(db, bus, config, stop).await })
+}
+
+async fn run(db: Database, bus: Bus, config: RelayConfig, stop: CancellationToken) {
+    let mut listener: Option<PgListener> = None;
+    let mut failures: u32 = 0;
+    let mut last_housekeeping = Instant::now();
+    while !stop.is_cancelled() {
+        if listener.is_none() {
+            listener = listen(&db).await;
+        }
+        match relay_batch(&db, &bus, config.batch).await {
+            Ok(n) => {
+                if failures > 0 {
+                    tracing::info!(schema = db.schema(), "relay publishing again");
+                }
+                failures = 0;
+                if n as i64 >= config.batch {
+                    continue;
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                let delay = backoff(failures, config.max_backoff);
+                tracing::warn!(schema = db.schema(), error = %e, retry_in_ms = delay.as_millis() as u64, "relay cannot publish");
+                tokio::select! { _ = stop.cancelled() => break, _ = tokio::time::sleep(delay) => {} }
+                continue;
+            }
+        }
+        if last_housekeeping.elapsed() > Duration::from_secs(600) {
+            last_housekeeping = Instant::now();
+            if let Err(e) = housekeeping(&db, &config).await {
+                tracing::warn!(schema = db.schema(), error = %e, "outbox housekeeping failed");
+            }
+        }
+        // Nothing waiting: sleep until a commit notifies us, the poll interval passes, or we stop.
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            woke = wait(&mut listener, config.poll) => if !woke { listener = None },
+        }
+    }
+}
+
+fn backoff(failures: u32, cap: Duration) -> Duration {
+    Duration::from_millis(100u64.saturating_mul(1 << failures.min(10))).min(cap)
+}
+
+async fn listen(db: &Database) -> Option<PgListener> {
+    let mut l = PgListener::connect_with(db.pool()).await.ok()?;
+    l.listen(NOTIFY_CHANNEL).await.ok()?;
+    Some(l)
+}
+
+/// False when the listener broke and must be replaced.
+async fn wait(listener: &mut Option<PgListener>, poll: Duration) -> bool {
+    match listener {
+        Some(l) => match tokio::time::timeout(poll, l.recv()).await {
+            Ok(Ok(_)) | Err(_) => true,
+            Ok(Err(_)) => false,
+        },
+        None => {
+            tokio::time::sleep(poll).await;
+            true
+        }
+    }
+}
+
+/// Publishes up to `batch` unsent events; returns how many.
+pub async fn relay_batch(db: &Database, bus: &Bus, batch: i64) -> Result<usize, RelayError> {
+    let mut tx = db.pool().begin().await?;
+    let rows: Vec<(Uuid, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
+        "SELECT id, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(batch)
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let mut events = Vec::with_capacity(rows.len());
+    let mut ids = Vec::with_capacity(rows.len());
+    for (id, envelope) in rows {
+        match serde_json::from_value::<Event>(envelope.0) {
+            Ok(e) => events.push(e),
+            // Only our own code writes the outbox; a row we cannot read is a bug to see, not
+            // a reason to stop every other event.
+            Err(e) => tracing::error!(schema = db.schema(), event_id = %id, error = %e, "unreadable outbox row skipped"),
+        }
+        ids.push(id);
+    }
+    match bus.publish(&events).await {
+        Ok(()) => {
+            sqlx::query("UPDATE outbox SET published_at = now(), attempts = attempts + 1 WHERE id = ANY($1)")
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(ids.len())
+        }
+        Err(e) => {
+            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)")
+                .bind(&ids)
+                .bind(e.to_string())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Err(e.into())
+        }
+    }
+}
+
+async fn housekeeping(db: &Database, config: &RelayConfig) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)")
+        .bind(config.keep_sent.as_secs_f64())
+        .execute(db.pool())
+        .await?;
+    sqlx::query("DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)")
+        .bind(config.keep_processed.as_secs_f64())
+        .execute(db.pool())
+        .await?;
+    Ok(())
+}
+
+/// Unsent events in this schema's outbox (a readiness and metrics figure).
+pub async fn pending(db: &Database) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(db.pool())
+        .await
+}

@@ -1,0 +1,158 @@
+//! Test fixtures over the real stack that `make test` (scripts/stack.sh) starts: each test gets
+//! its own fresh database on the shared PostgreSQL server, and tests that must break a broker
+//! start a private one.
+
+use crate::db::DatabaseConfig;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, Executor, PgConnection};
+use std::process::Command;
+use std::str::FromStr;
+
+const TEMPLATE: &str = "protostar_test_template";
+
+/// An environment variable the stack script sets; a clear message when a test runs outside it.
+pub fn stack_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!(
+            "{name} is not set: run tests through `make test` (or `scripts/stack.sh run -- cargo nextest run`), \
+             which starts PostgreSQL, RabbitMQ, Redis and S3 for them"
+        )
+    })
+}
+
+/// A database of its own for one test, made from a template that already has the extensions,
+/// and dropped when the value is.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    server_url: String,
+}
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let server_url = stack_env("PROTOSTAR_TEST_DATABASE_URL");
+        let mut admin = PgConnection::connect(&server_url).await.expect("connect to the test server");
+        ensure_template(&mut admin, &server_url).await;
+        let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let url = with_database(&server_url, &name);
+        Self { name, url, server_url }
+    }
+
+    pub fn config(&self) -> DatabaseConfig {
+        DatabaseConfig::new(self.url.clone())
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let server = self.server_url.clone();
+        let name = self.name.clone();
+        // Drop cannot await; a short-lived runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(rt) = rt {
+                rt.block_on(async {
+                    if let Ok(mut c) = PgConnection::connect(&server).await {
+                        let _ = c
+                            .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                            .await;
+                    }
+                });
+            }
+        })
+        .join();
+    }
+}
+
+fn with_database(server_url: &str, db: &str) -> String {
+    let opts = PgConnectOptions::from_str(server_url).expect("valid test database url");
+    opts.database(db).to_url_lossy().to_string()
+}
+
+async fn ensure_template(admin: &mut PgConnection, server_url: &str) {
+    // Parallel test processes race to create the template; an advisory lock lets one win.
+    admin
+        .execute("SELECT pg_advisory_lock(727274)")
+        .await
+        .expect("lock for the test template");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(TEMPLATE)
+        .fetch_one(&mut *admin)
+        .await
+        .expect("look up the template");
+    if !exists {
+        admin
+            .execute(AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE}")))
+            .await
+            .expect("create the template");
+        let mut t = PgConnection::connect(&with_database(server_url, TEMPLATE))
+            .await
+            .expect("connect to the template");
+        t.execute("CREATE EXTENSION IF NOT EXISTS vector; CREATE EXTENSION IF NOT EXISTS pg_trgm;")
+            .await
+            .expect("extensions vector and pg_trgm (the stack's PostgreSQL carries both)");
+        t.close().await.ok();
+    }
+    admin
+        .execute("SELECT pg_advisory_unlock(727274)")
+        .await
+        .expect("unlock");
+}
+
+/// A RabbitMQ of one test's own, for tests that stop and start the broker.
+pub struct PrivateBroker {
+    dir: std::path::PathBuf,
+    pub url: String,
+}
+
+impl PrivateBroker {
+    pub fn start() -> Self {
+        let dir = std::path::PathBuf::from(format!(
+            "/var/tmp/protostar-broker-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let b = Self { dir, url: String::new() };
+        b.run("start");
+        let port = std::fs::read_to_string(b.dir.join("ports/amqp")).expect("broker port");
+        Self {
+            url: format!("amqp://guest:guest@127.0.0.1:{}/%2f", port.trim()),
+            dir: b.dir.clone(),
+        }
+    }
+
+    pub fn stop(&self) {
+        self.run("stop");
+    }
+
+    pub fn restart(&self) {
+        self.run("start");
+    }
+
+    fn run(&self, verb: &str) {
+        let script = stack_env("PROTOSTAR_TEST_STACK_SCRIPT");
+        let status = Command::new("bash")
+            .arg(&script)
+            .arg(verb)
+            .arg("--dir")
+            .arg(&self.dir)
+            .arg("rabbitmq")
+            .status()
+            .expect("run the stack script");
+        assert!(status.success(), "stack.sh {verb} rabbitmq failed");
+    }
+}
+
+impl Drop for PrivateBroker {
+    fn drop(&mut self) {
+        if self.url.is_empty() {
+            return;
+        }
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
