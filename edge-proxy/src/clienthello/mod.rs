@@ -12,7 +12,7 @@ mod record;
 pub mod synth;
 
 pub use hello::{ClientHello, parse_client_hello};
-pub use record::HelloReader;
+pub use record::{DEFAULT_MAX_HELLO_BYTES, HelloReader};
 
 /// What the reader knows after the bytes seen so far.
 #[derive(Debug, Clone, PartialEq, Eq)]

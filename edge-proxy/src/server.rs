@@ -1,0 +1,451 @@
+//! The I/O side: listeners, the per-connection pipeline, reload and drain. Each connection
+//! walks the same stages, each one able to turn it away without touching any other:
+//!
+//! 1. per-source gate (concurrency, rate) — before reading a byte;
+//! 2. handshake gate + deadline — the ClientHello must arrive in time, oldest evicted first;
+//! 3. route by SNI (or the default action);
+//! 4. route admission — per-route cap, reserved slots, shared pool;
+//! 5. connect to a healthy upstream, send PROXY v2 and the buffered hello;
+//! 6. relay until both sides close, the idle timeout, or the drain deadline.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clienthello::{HelloReader, Outcome, Reason};
+use crate::config::{Config, ConfigError};
+use crate::limits::Rejection;
+use crate::limits::handshake::HandshakeGate;
+use crate::limits::per_ip::{IpGuard, PerIp};
+use crate::limits::routes::Admission;
+use crate::metrics::{Direction, Metrics};
+use crate::proxy_protocol;
+use crate::relay::{ByteCounters, RelayError, relay};
+use crate::runtime::{Route, Runtime};
+use crate::upstream::{Group, HealthRegistry};
+
+/// Pending connections the kernel may queue per listener; a flood overflowing a short
+/// backlog would look like refusals to everyone, admin included.
+const LISTEN_BACKLOG: u32 = 4096;
+/// First read buffer for a hello: a post-quantum hello (~1.8 KB) fits without regrowth.
+const FIRST_HELLO_CHUNK: usize = 2048;
+/// How often idle per-source entries are forgotten.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+/// RFC 8446 §6: a fatal alert record, unrecognized_name(112) (RFC 6066 §3), sent when no
+/// route takes the name, so clients report a clear error instead of a reset.
+const ALERT_UNRECOGNIZED_NAME: [u8; 7] = [21, 3, 3, 0, 2, 2, 112];
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("binding {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+struct Shared {
+    runtime: RwLock<Arc<Runtime>>,
+    admission: Arc<Admission>,
+    per_ip: Arc<PerIp>,
+    gate: Arc<HandshakeGate>,
+    health: HealthRegistry,
+    health_stop: Mutex<CancellationToken>,
+    metrics: Metrics,
+    tracker: TaskTracker,
+    accept_stop: CancellationToken,
+    hard_stop: CancellationToken,
+}
+
+impl Shared {
+    fn current(&self) -> Arc<Runtime> {
+        Arc::clone(&self.runtime.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn restart_health_checks(&self, rt: &Runtime) {
+        let fresh = CancellationToken::new();
+        for g in &rt.groups {
+            g.spawn_checks(&fresh, &self.metrics);
+        }
+        let old = std::mem::replace(
+            &mut *self
+                .health_stop
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+            fresh,
+        );
+        old.cancel();
+    }
+}
+
+/// A running proxy. Dropping it does not stop it; call [`Proxy::shutdown`].
+pub struct Proxy {
+    shared: Arc<Shared>,
+    listen_addrs: Vec<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
+}
+
+impl Proxy {
+    /// Validates the config, binds every listener (and the admin port), and starts serving.
+    pub async fn start(config: Config) -> Result<Self, StartError> {
+        let health = HealthRegistry::default();
+        let runtime = Runtime::compile(config, &health)?;
+        let mut listeners = Vec::new();
+        for l in &runtime.config.listeners {
+            listeners.push(bind(l.bind).map_err(|source| StartError::Bind {
+                addr: l.bind,
+                source,
+            })?);
+        }
+        let admin = match &runtime.config.admin {
+            Some(a) => Some(bind(a.bind).map_err(|source| StartError::Bind {
+                addr: a.bind,
+                source,
+            })?),
+            None => None,
+        };
+        let listen_addrs = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
+        let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+
+        let shared = Arc::new(Shared {
+            runtime: RwLock::new(Arc::new(runtime)),
+            admission: Arc::default(),
+            per_ip: Arc::default(),
+            gate: Arc::default(),
+            health,
+            health_stop: Mutex::new(CancellationToken::new()),
+            metrics: Metrics::new(),
+            tracker: TaskTracker::new(),
+            accept_stop: CancellationToken::new(),
+            hard_stop: CancellationToken::new(),
+        });
+        shared.restart_health_checks(&shared.current());
+        for l in listeners {
+            tokio::spawn(accept_loop(l, Arc::clone(&shared)));
+        }
+        if let Some(l) = admin {
+            tokio::spawn(crate::admin::serve(
+                l,
+                shared.metrics.clone(),
+                shared.hard_stop.clone(),
+            ));
+        }
+        tokio::spawn(sweep_loop(Arc::clone(&shared)));
+        Ok(Self {
+            shared,
+            listen_addrs,
+            admin_addr,
+        })
+    }
+
+    pub fn listen_addrs(&self) -> &[SocketAddr] {
+        &self.listen_addrs
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Connections being handled (handshaking or relaying).
+    pub fn connections(&self) -> usize {
+        self.shared.tracker.len()
+    }
+
+    /// Applies a new config to new connections. Established ones keep their route and
+    /// upstream; listening sockets stay open throughout, so nothing is refused. Listener and
+    /// admin addresses are fixed at start (changing them needs a restart).
+    pub fn reload(&self, config: Config) -> Result<(), ConfigError> {
+        let result = Runtime::compile(config, &self.shared.health);
+        self.shared.metrics.reloaded(result.is_ok());
+        let fresh = Arc::new(result?);
+        let old = self.shared.current();
+        let binds = |c: &Config| c.listeners.iter().map(|l| l.bind).collect::<Vec<_>>();
+        if binds(&old.config) != binds(&fresh.config) {
+            tracing::warn!("listener addresses changed; they take effect only after a restart");
+        }
+        self.shared.restart_health_checks(&fresh);
+        *self
+            .shared
+            .runtime
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = fresh;
+        tracing::info!("configuration reloaded");
+        Ok(())
+    }
+
+    /// Stops accepting, lets connections finish for up to `deadline`, then cuts the rest.
+    /// Returns how many were cut.
+    pub async fn shutdown(self, deadline: Duration) -> usize {
+        let s = &self.shared;
+        s.accept_stop.cancel();
+        s.tracker.close();
+        tracing::info!(connections = s.tracker.len(), "draining");
+        let cut = if tokio::time::timeout(deadline, s.tracker.wait())
+            .await
+            .is_ok()
+        {
+            0
+        } else {
+            let n = s.tracker.len();
+            s.hard_stop.cancel();
+            s.tracker.wait().await;
+            n
+        };
+        s.hard_stop.cancel();
+        s.health_stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cancel();
+        tracing::info!(cut, "drained");
+        cut
+    }
+}
+
+fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            r = listener.accept() => r,
+            () = shared.accept_stop.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors or memory: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let rt = shared.current();
+        match shared
+            .per_ip
+            .admit(peer.ip(), Instant::now(), rt.ip_limits())
+        {
+            Ok(guard) => {
+                shared
+                    .tracker
+                    .spawn(handle(stream, peer, guard, rt, Arc::clone(&shared)));
+            }
+            Err(r) => {
+                shared.metrics.rejected(r.as_str());
+                tracing::debug!(%peer, reason = r.as_str(), "rejected at accept");
+            }
+        }
+    }
+}
+
+async fn sweep_loop(shared: Arc<Shared>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(SWEEP_INTERVAL) => {}
+            () = shared.hard_stop.cancelled() => return,
+        }
+        shared
+            .per_ip
+            .sweep(Instant::now(), shared.current().ip_limits());
+    }
+}
+
+/// Why a connection ended before relaying; for logs and metrics.
+enum Refused {
+    Hello(Reason),
+    Limit(Rejection),
+    /// The client closed or reset before finishing its hello.
+    Gone,
+}
+
+async fn handle(
+    stream: TcpStream,
+    peer: SocketAddr,
+    _ip: IpGuard,
+    rt: Arc<Runtime>,
+    shared: Arc<Shared>,
+) {
+    let m = &shared.metrics;
+    match serve(&stream, peer, &rt, &shared).await {
+        Ok(()) => {}
+        Err(Refused::Hello(reason)) => {
+            m.hello_error(reason.as_str());
+            tracing::debug!(%peer, reason = reason.as_str(), "ClientHello rejected");
+        }
+        Err(Refused::Limit(r)) => {
+            m.rejected(r.as_str());
+            if r == Rejection::NoRoute {
+                let _ = stream.try_write(&ALERT_UNRECOGNIZED_NAME);
+            }
+            tracing::debug!(%peer, reason = r.as_str(), "connection refused");
+        }
+        Err(Refused::Gone) => {}
+    }
+}
+
+async fn serve(
+    stream: &TcpStream,
+    peer: SocketAddr,
+    rt: &Runtime,
+    shared: &Shared,
+) -> Result<(), Refused> {
+    let limits = &rt.config.limits;
+    let _ = stream.set_nodelay(true);
+
+    let (ticket, evicted) = shared.gate.enter(limits.max_handshakes);
+    for _ in 0..evicted {
+        shared
+            .metrics
+            .rejected(Rejection::HandshakeEvicted.as_str());
+    }
+    shared.metrics.set_handshakes(shared.gate.pending());
+    let hello = tokio::select! {
+        r = tokio::time::timeout(limits.handshake_timeout(), read_hello(stream, limits.max_hello_bytes)) => match r {
+            Ok(r) => r,
+            Err(_) => Err(Refused::Limit(Rejection::HandshakeTimeout)),
+        },
+        // Already counted by `enter` in the connection that pushed this one out.
+        () = ticket.evicted() => Err(Refused::Gone),
+        () = shared.hard_stop.cancelled() => Err(Refused::Gone),
+    };
+    drop(ticket);
+    shared.metrics.set_handshakes(shared.gate.pending());
+    let (buffered, sni) = hello?;
+
+    let route = rt
+        .route_for(sni.as_deref())
+        .ok_or(Refused::Limit(Rejection::NoRoute))?;
+    let _permit = shared
+        .admission
+        .acquire(&route.name, route.limits, limits.max_connections)
+        .ok_or(Refused::Limit(Rejection::RouteFull))?;
+    let upstream = connect(&route.group, limits.connect_timeout())
+        .await
+        .ok_or(Refused::Limit(Rejection::UpstreamUnavailable))?;
+    let _ = upstream.set_nodelay(true);
+
+    let mut preamble = if route.proxy_protocol {
+        let local = stream.local_addr().map_err(|_| Refused::Gone)?;
+        proxy_protocol::encode(peer, local)
+    } else {
+        Vec::new()
+    };
+    preamble.extend_from_slice(&buffered);
+    drop(buffered);
+    write_all(&upstream, &preamble)
+        .await
+        .map_err(|_| Refused::Gone)?;
+    drop(preamble);
+
+    established(stream, &upstream, peer, sni.as_deref(), route, rt, shared).await;
+    Ok(())
+}
+
+async fn established(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    peer: SocketAddr,
+    sni: Option<&str>,
+    route: &Route,
+    rt: &Runtime,
+    shared: &Shared,
+) {
+    let m = &shared.metrics;
+    m.connection_opened(&route.name);
+    let counters = ByteCounters {
+        client_to_upstream: m.bytes_counter(&route.name, Direction::ClientToUpstream),
+        upstream_to_client: m.bytes_counter(&route.name, Direction::UpstreamToClient),
+    };
+    let started = Instant::now();
+    let outcome = tokio::select! {
+        r = relay(client, upstream, rt.config.copy, rt.config.limits.idle_timeout(), &counters) => Some(r),
+        () = shared.hard_stop.cancelled() => None,
+    };
+    m.connection_closed(&route.name);
+    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match outcome {
+        Some(Ok(t)) => {
+            tracing::debug!(%peer, sni, route = %route.name, ms, up = t.client_to_upstream, down = t.upstream_to_client, "closed")
+        }
+        Some(Err(RelayError::Idle)) => {
+            tracing::debug!(%peer, route = %route.name, ms, "idle timeout")
+        }
+        Some(Err(RelayError::Io(e))) => {
+            tracing::debug!(%peer, route = %route.name, ms, error = %e, "closed on error")
+        }
+        None => tracing::debug!(%peer, route = %route.name, ms, "cut at drain deadline"),
+    }
+}
+
+/// Reads until the ClientHello is decided. The buffer grows only as bytes arrive, doubling
+/// from a small start and never past the cap.
+async fn read_hello(
+    stream: &TcpStream,
+    limit: usize,
+) -> Result<(Vec<u8>, Option<String>), Refused> {
+    let mut reader = HelloReader::new(limit);
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        if buf.len() == buf.capacity() {
+            let room = limit.saturating_sub(buf.len());
+            buf.reserve_exact(buf.len().max(FIRST_HELLO_CHUNK).min(room).max(1));
+        }
+        stream.readable().await.map_err(|_| Refused::Gone)?;
+        match stream.try_read_buf(&mut buf) {
+            Ok(0) => return Err(Refused::Gone),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Err(Refused::Gone),
+        }
+        match reader.advance(&buf) {
+            Outcome::NeedMore => {}
+            Outcome::Done(hello) => return Ok((buf, Some(hello.sni))),
+            // Complete and well-formed, just nameless: the default action decides.
+            Outcome::Reject(Reason::NoSni) => return Ok((buf, None)),
+            Outcome::Reject(reason) => return Err(Refused::Hello(reason)),
+        }
+    }
+}
+
+async fn connect(group: &Group, timeout: Duration) -> Option<TcpStream> {
+    for addr in group.candidates() {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Some(s),
+            Ok(Err(e)) => {
+                tracing::debug!(upstream = %group.name, %addr, error = %e, "connect failed")
+            }
+            Err(_) => tracing::debug!(upstream = %group.name, %addr, "connect timed out"),
+        }
+    }
+    None
+}
+
+async fn write_all(stream: &TcpStream, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        stream.writable().await?;
+        match stream.try_write(data) {
+            Ok(n) => data = data.get(n..).unwrap_or_default(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
