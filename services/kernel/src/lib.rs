@@ -15,3 +15,5 @@ pub mod db;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod events;
+pub mod blob;
+pub mod tokens;

@@ -1,0 +1,237 @@
+//! Verifying access tokens: EdDSA (Ed25519) JWTs checked against the auth service's JWKS.
+//!
+//! Keys are cached by `kid`. A token with an unknown `kid` triggers one refresh (a new signing
+//! key after rotation), but at most once per `refresh_floor`, so a flood of made-up `kid`s
+//! cannot turn into a flood of JWKS fetches. Only EdDSA is accepted: `alg: none`, HMAC with the
+//! public key as secret and every other algorithm fail before any key is looked at.
+
+use super::claims::Claims;
+use crate::Secret;
+use futures::future::BoxFuture;
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Mutex, RwLock};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Where the auth service publishes its keys; unset under `--target all`, where the auth
+    /// service hands them over in-process.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    #[serde(default = "default_name")]
+    pub issuer: String,
+    #[serde(default = "default_name")]
+    pub audience: String,
+    /// Allowed clock difference between machines, in seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// The auth service's signing keys (its own concern; listed so that config validation knows
+    /// the key).
+    #[serde(default)]
+    pub signing_keys: Option<Secret<String>>,
+}
+
+fn default_name() -> String {
+    "protostar".into()
+}
+fn default_leeway() -> u64 {
+    30
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            jwks_url: None,
+            issuer: default_name(),
+            audience: default_name(),
+            leeway_secs: default_leeway(),
+            signing_keys: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TokenError {
+    #[error("the token is not a well-formed JWT")]
+    Malformed,
+    #[error("only EdDSA-signed tokens are accepted")]
+    WrongAlgorithm,
+    #[error("the token names no key")]
+    MissingKid,
+    #[error("the token's key is unknown")]
+    UnknownKid,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is not valid yet")]
+    NotYetValid,
+    #[error("the token was issued by someone else or for someone else")]
+    WrongIssuerOrAudience,
+    #[error("the token's signature or claims are invalid")]
+    Invalid,
+    #[error("the signing keys cannot be fetched: {0}")]
+    KeysUnavailable(String),
+}
+
+/// Where keys come from.
+pub trait KeySource: Send + Sync + 'static {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, TokenError>>;
+}
+
+/// The JWKS document over HTTP.
+pub struct HttpKeySource {
+    client: reqwest::Client,
+    url: String,
+}
+
+impl HttpKeySource {
+    pub fn new(url: impl Into<String>) -> Self {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self { client, url: url.into() }
+    }
+}
+
+impl KeySource for HttpKeySource {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, TokenError>> {
+        Box::pin(async move {
+            let res = self
+                .client
+                .get(&self.url)
+                .send()
+                .await
+                .map_err(|e| TokenError::KeysUnavailable(e.to_string()))?;
+            if !res.status().is_success() {
+                return Err(TokenError::KeysUnavailable(format!("{} answered {}", self.url, res.status())));
+            }
+            res.json::<JwkSet>()
+                .await
+                .map_err(|e| TokenError::KeysUnavailable(e.to_string()))
+        })
+    }
+}
+
+/// Keys handed over in-process (by the auth service under `--target all`, or a test).
+pub struct StaticKeySource(pub Arc<RwLock<JwkSet>>);
+
+impl KeySource for StaticKeySource {
+    fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, TokenError>> {
+        Box::pin(async move { Ok(self.0.read().await.clone()) })
+    }
+}
+
+struct Cache {
+    keys: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
+}
+
+pub struct TokenVerifier {
+    source: Box<dyn KeySource>,
+    cache: RwLock<HashMap<String, DecodingKey>>,
+    refresh: Mutex<Cache>,
+    validation: Validation,
+    refresh_floor: Duration,
+    max_age: Duration,
+}
+
+impl TokenVerifier {
+    pub fn new(source: impl KeySource, config: &AuthConfig) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[config.audience.as_str()]);
+        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "aud", "iss"]);
+        validation.leeway = config.leeway_secs;
+        validation.validate_nbf = true;
+        Self {
+            source: Box::new(source),
+            cache: RwLock::new(HashMap::new()),
+            refresh: Mutex::new(Cache {
+                keys: HashMap::new(),
+                fetched: None,
+            }),
+            validation,
+            refresh_floor: Duration::from_secs(10),
+            max_age: Duration::from_secs(300),
+        }
+    }
+
+    /// A verifier whose unknown-kid refresh is not throttled; for tests of rotation.
+    pub fn with_refresh_floor(mut self, floor: Duration) -> Self {
+        self.refresh_floor = floor;
+        self
+    }
+
+    pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(TokenError::WrongAlgorithm);
+        }
+        let kid = header.kid.ok_or(TokenError::MissingKid)?;
+        let key = self.key(&kid).await?;
+        decode::<Claims>(token, &key, &self.validation)
+            .map(|d| d.claims)
+            .map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind as K;
+                match e.kind() {
+                    K::ExpiredSignature => TokenError::Expired,
+                    K::ImmatureSignature => TokenError::NotYetValid,
+                    K::InvalidAudience | K::InvalidIssuer => TokenError::WrongIssuerOrAudience,
+                    K::InvalidAlgorithm => TokenError::WrongAlgorithm,
+                    K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => TokenError::Malformed,
+                    _ => TokenError::Invalid,
+                }
+            })
+    }
+
+    async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
+        if let Some(k) = self.cache.read().await.get(kid) {
+            return Ok(k.clone());
+        }
+        let mut state = self.refresh.lock().await;
+        // Another request may have refreshed while we waited for the lock.
+        if let Some(k) = self.cache.read().await.get(kid) {
+            return Ok(k.clone());
+        }
+        let may_refresh = state.fetched.is_none_or(|t| t.elapsed() >= self.refresh_floor);
+        if may_refresh {
+            let set = self.source.fetch().await?;
+            state.keys = decoding_keys(&set);
+            state.fetched = Some(Instant::now());
+            *self.cache.write().await = state.keys.clone();
+        }
+        state.keys.get(kid).cloned().ok_or(TokenError::UnknownKid)
+    }
+
+    /// Drops cached keys older than the maximum age, so a retired key stops verifying; call it
+    /// periodically (the binary does, every minute).
+    pub async fn expire_stale(&self) {
+        let state = self.refresh.lock().await;
+        if state.fetched.is_some_and(|t| t.elapsed() > self.max_age) {
+            drop(state);
+            if let Ok(set) = self.source.fetch().await {
+                let keys = decoding_keys(&set);
+                let mut state = self.refresh.lock().await;
+                state.keys = keys.clone();
+                state.fetched = Some(Instant::now());
+                *self.cache.write().await = keys;
+            }
+        }
+    }
+}
+
+fn decoding_keys(set: &JwkSet) -> HashMap<String, DecodingKey> {
+    set.keys
+        .iter()
+        .filter(|k| matches!(k.algorithm, AlgorithmParameters::OctetKeyPair(_)))
+        .filter_map(|k| {
+            let kid = k.common.key_id.clone()?;
+            DecodingKey::from_jwk(k).ok().map(|d| (kid, d))
+        })
+        .collect()
+}
