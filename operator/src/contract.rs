@@ -1,0 +1,164 @@
+//! The platform binary's contract, in one place: targets, commands, ports, probe paths and
+//! configuration keys of the `protostar` image. Everything the operator renders takes these
+//! names from here, so a test can cross-check them against `services/` when both have landed.
+
+/// The binary inside the one image.
+pub const BINARY: &str = "protostar";
+
+/// Every service target `protostar serve --target <name>` accepts, gateway first.
+pub const TARGETS: [&str; 8] = [
+    "gateway", "auth", "user", "chat", "ai", "noti", "audit", "psych",
+];
+
+/// The target that faces the outside and holds the admin listener.
+pub const GATEWAY: &str = "gateway";
+/// The target that issues tokens and serves the JWKS.
+pub const AUTH: &str = "auth";
+
+/// Port of every target's API, `/healthz`, `/readyz` and `/metrics`.
+pub const PUBLIC_PORT: i32 = 8080;
+/// The gateway's admin listener.
+pub const ADMIN_PORT: i32 = 8081;
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// `protostar serve --target NAME`.
+pub fn serve_args(target: &str) -> Vec<String> {
+    vec!["serve".into(), "--target".into(), target.into()]
+}
+
+/// `protostar migrate`: applies the schema migrations of this release, then exits.
+pub fn migrate_args() -> Vec<String> {
+    vec!["migrate".into()]
+}
+
+/// `protostar job NAME`: runs one periodic job, then exits.
+pub fn job_args(name: &str) -> Vec<String> {
+    vec!["job".into(), name.into()]
+}
+
+/// Configuration keys: `PROTOSTAR_` + nested keys joined with `__`; a key given as a file path
+/// takes the suffix `_FILE` (Secrets are mounted as files, never passed as values).
+pub mod env {
+    pub const PUBLIC_ADDR: &str = "PROTOSTAR_PUBLIC_ADDR";
+    pub const ADMIN_ADDR: &str = "PROTOSTAR_ADMIN_ADDR";
+    pub const PUBLIC_ADDR_VALUE: &str = "0.0.0.0:8080";
+    pub const ADMIN_ADDR_VALUE: &str = "0.0.0.0:8081";
+    pub const DATABASE_URL: &str = "PROTOSTAR_DATABASE__URL";
+    pub const BROKER_URL: &str = "PROTOSTAR_BROKER__URL";
+    pub const REDIS_URL: &str = "PROTOSTAR_REDIS__URL";
+    pub const BLOB_KIND: &str = "PROTOSTAR_BLOB__KIND";
+    pub const BLOB_ENDPOINT: &str = "PROTOSTAR_BLOB__ENDPOINT";
+    pub const BLOB_BUCKET: &str = "PROTOSTAR_BLOB__BUCKET";
+    pub const BLOB_REGION: &str = "PROTOSTAR_BLOB__REGION";
+    pub const BLOB_ACCESS_KEY_ID: &str = "PROTOSTAR_BLOB__ACCESS_KEY_ID";
+    pub const BLOB_SECRET_ACCESS_KEY: &str = "PROTOSTAR_BLOB__SECRET_ACCESS_KEY";
+    pub const AUTH_JWKS_URL: &str = "PROTOSTAR_AUTH__JWKS_URL";
+    pub const AUTH_ISSUER: &str = "PROTOSTAR_AUTH__ISSUER";
+    pub const AUTH_AUDIENCE: &str = "PROTOSTAR_AUTH__AUDIENCE";
+    /// Already a file path: PEM file of the Ed25519 signing keys, newest first.
+    pub const AUTH_SIGNING_KEYS_FILE: &str = "PROTOSTAR_AUTH__SIGNING_KEYS_FILE";
+    pub const LOG_FILTER: &str = "PROTOSTAR_LOG__FILTER";
+    /// `PROTOSTAR_UPSTREAMS__<TARGET>` = `http://<service>:8080`, for the gateway in split mode.
+    pub const UPSTREAMS_PREFIX: &str = "PROTOSTAR_UPSTREAMS__";
+    /// Keys below are the operator's proposal until the services read them; they follow the
+    /// same nesting rule, so only these lines change if the services settle on other names.
+    pub const QUOTAS_PREFIX: &str = "PROTOSTAR_QUOTAS__";
+    pub const MODELS_PREFIX: &str = "PROTOSTAR_MODELS__";
+    pub const DISCORD_WEBHOOK_URL: &str = "PROTOSTAR_NOTI__DISCORD__WEBHOOK_URL";
+    pub const SMTP_HOST: &str = "PROTOSTAR_NOTI__SMTP__HOST";
+    pub const SMTP_PORT: &str = "PROTOSTAR_NOTI__SMTP__PORT";
+    pub const SMTP_FROM: &str = "PROTOSTAR_NOTI__SMTP__FROM";
+    pub const SMTP_USERNAME: &str = "PROTOSTAR_NOTI__SMTP__USERNAME";
+    pub const SMTP_PASSWORD: &str = "PROTOSTAR_NOTI__SMTP__PASSWORD";
+
+    /// The `_FILE` form of a key: its value is a path to a file holding the value.
+    pub fn file(key: &str) -> String {
+        format!("{key}_FILE")
+    }
+
+    /// `PROTOSTAR_UPSTREAMS__CHAT` for `chat`.
+    pub fn upstream(target: &str) -> String {
+        format!("{UPSTREAMS_PREFIX}{}", target.to_ascii_uppercase())
+    }
+}
+
+/// What each process needs besides the shared configuration, so that a Secret is mounted only
+/// where it is used (the gateway never sees the database password, only auth sees signing keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Needs {
+    pub database: bool,
+    pub broker: bool,
+    pub blob: bool,
+    pub signing_keys: bool,
+    pub models: bool,
+    pub notifications: bool,
+    pub upstreams: bool,
+}
+
+/// The needs of a target; unknown names need nothing.
+pub fn needs(target: &str) -> Needs {
+    let n = Needs::default();
+    match target {
+        "gateway" => Needs {
+            upstreams: true,
+            ..n
+        },
+        "auth" => Needs {
+            database: true,
+            broker: true,
+            signing_keys: true,
+            ..n
+        },
+        "user" | "psych" => Needs {
+            database: true,
+            broker: true,
+            ..n
+        },
+        "chat" => Needs {
+            database: true,
+            broker: true,
+            blob: true,
+            ..n
+        },
+        "ai" => Needs {
+            database: true,
+            broker: true,
+            blob: true,
+            models: true,
+            ..n
+        },
+        "noti" => Needs {
+            database: true,
+            broker: true,
+            notifications: true,
+            ..n
+        },
+        "audit" => Needs { broker: true, ..n },
+        _ => n,
+    }
+}
+
+/// The migration Job only needs the database.
+pub const MIGRATE_NEEDS: Needs = Needs {
+    database: true,
+    broker: false,
+    blob: false,
+    signing_keys: false,
+    models: false,
+    notifications: false,
+    upstreams: false,
+};
+
+/// Periodic jobs may touch anything a service does.
+pub const JOB_NEEDS: Needs = Needs {
+    database: true,
+    broker: true,
+    blob: true,
+    signing_keys: false,
+    models: true,
+    notifications: true,
+    upstreams: false,
+};
