@@ -4,7 +4,7 @@
 //! Each test binary uses a subset.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream as StdTcpStream};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +36,10 @@ impl Identity {
     pub fn new(names: &[&str]) -> Result<Self> {
         let names: Vec<String> = names.iter().map(|s| (*s).to_owned()).collect();
         let ck = rcgen::generate_simple_self_signed(names)?;
-        Ok(Self { cert: ck.cert.der().clone(), key: ck.signing_key.serialize_der() })
+        Ok(Self {
+            cert: ck.cert.der().clone(),
+            key: ck.signing_key.serialize_der(),
+        })
     }
 
     fn server_config(&self) -> Result<Arc<ServerConfig>> {
@@ -68,18 +71,36 @@ impl TlsUpstream {
             while let Ok((stream, _)) = listener.accept().await {
                 let (acceptor, label) = (acceptor.clone(), label_owned.clone());
                 tokio::spawn(async move {
-                    let _ = tokio::time::timeout(Duration::from_secs(120), serve_tls(stream, acceptor, &label, proxy_protocol)).await;
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(120),
+                        serve_tls(stream, acceptor, &label, proxy_protocol),
+                    )
+                    .await;
                 });
             }
         });
-        Ok(Self { addr, cert: id.cert, label: label.to_owned() })
+        Ok(Self {
+            addr,
+            cert: id.cert,
+            label: label.to_owned(),
+        })
     }
 }
 
-async fn serve_tls(mut stream: TcpStream, acceptor: tokio_rustls::TlsAcceptor, label: &str, pp: bool) -> Result<()> {
-    let source = if pp { read_proxy_header(&mut stream).await?.to_string() } else { "-".to_owned() };
+async fn serve_tls(
+    mut stream: TcpStream,
+    acceptor: tokio_rustls::TlsAcceptor,
+    label: &str,
+    pp: bool,
+) -> Result<()> {
+    let source = if pp {
+        read_proxy_header(&mut stream).await?.to_string()
+    } else {
+        "-".to_owned()
+    };
     let mut tls = acceptor.accept(stream).await?;
-    tls.write_all(format!("{label} {source}\n").as_bytes()).await?;
+    tls.write_all(format!("{label} {source}\n").as_bytes())
+        .await?;
     tls.flush().await?;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -124,10 +145,15 @@ impl RawUpstream {
                 let label = label.clone();
                 tokio::spawn(async move {
                     let work = async {
-                        let source = if proxy_protocol { read_proxy_header(&mut stream).await?.to_string() } else { "-".to_owned() };
+                        let source = if proxy_protocol {
+                            read_proxy_header(&mut stream).await?.to_string()
+                        } else {
+                            "-".to_owned()
+                        };
                         let mut got = Vec::new();
                         stream.read_to_end(&mut got).await?;
-                        let reply = format!("{label} {source} {} {:016x}\n", got.len(), fnv1a(&got));
+                        let reply =
+                            format!("{label} {source} {} {:016x}\n", got.len(), fnv1a(&got));
                         stream.write_all(reply.as_bytes()).await?;
                         stream.shutdown().await?;
                         anyhow::Ok(())
@@ -141,13 +167,19 @@ impl RawUpstream {
 }
 
 pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// Connects from `source` (any 127.0.0.0/8 address works on Linux loopback), so tests can
 /// play many clients.
 pub fn connect_from(source: Option<IpAddr>, to: SocketAddr) -> Result<StdTcpStream> {
-    let sock = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None)?;
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(to),
+        socket2::Type::STREAM,
+        None,
+    )?;
     if let Some(ip) = source {
         sock.bind(&SocketAddr::new(ip, 0).into())?;
     }
@@ -160,7 +192,12 @@ pub fn connect_from(source: Option<IpAddr>, to: SocketAddr) -> Result<StdTcpStre
 }
 
 /// Sends `bytes` as separate segments cut at `splits`, pausing between them.
-pub fn send_split(sock: &mut StdTcpStream, bytes: &[u8], splits: &[usize], pause: Duration) -> Result<()> {
+pub fn send_split(
+    sock: &mut StdTcpStream,
+    bytes: &[u8],
+    splits: &[usize],
+    pause: Duration,
+) -> Result<()> {
     let mut at = 0;
     for &cut in splits.iter().chain(std::iter::once(&bytes.len())) {
         let cut = cut.clamp(at, bytes.len());
@@ -204,9 +241,32 @@ impl Seen {
     }
 }
 
-/// A full TLS session through the proxy with a blocking rustls client that trusts `trusted`
-/// certificates only. Checks the echo both ways before returning.
-pub fn tls_via(proxy: SocketAddr, name: &str, trusted: &[CertificateDer<'static>], opts: &ClientOpts) -> Result<Seen> {
+/// An open TLS session through the proxy.
+pub struct Session {
+    conn: ClientConnection,
+    sock: StdTcpStream,
+}
+
+impl Session {
+    /// Sends `msg` and expects the upstream's echo.
+    pub fn echo(&mut self, msg: &[u8]) -> Result<()> {
+        let mut tls = rustls::Stream::new(&mut self.conn, &mut self.sock);
+        tls.write_all(msg)?;
+        let mut back = vec![0u8; msg.len()];
+        tls.read_exact(&mut back)?;
+        anyhow::ensure!(back == msg, "echo mismatch");
+        Ok(())
+    }
+}
+
+/// Opens a TLS session through the proxy with a blocking rustls client that trusts the
+/// `trusted` certificates only, and reads the upstream's greeting line.
+pub fn open_tls(
+    proxy: SocketAddr,
+    name: &str,
+    trusted: &[CertificateDer<'static>],
+    opts: &ClientOpts,
+) -> Result<(Seen, Session)> {
     let mut roots = RootCertStore::empty();
     for c in trusted {
         roots.add(c.clone())?;
@@ -228,24 +288,57 @@ pub fn tls_via(proxy: SocketAddr, name: &str, trusted: &[CertificateDer<'static>
     }
     send_split(&mut sock, &first_flight, &opts.splits, opts.pause)?;
     while conn.is_handshaking() {
-        conn.complete_io(&mut sock).context("TLS handshake through the proxy")?;
+        conn.complete_io(&mut sock)
+            .context("TLS handshake through the proxy")?;
     }
-    let cert = conn.peer_certificates().and_then(|c| c.first()).cloned().ok_or_else(|| anyhow!("no peer certificate"))?;
-    let mut tls = rustls::Stream::new(&mut conn, &mut sock);
-    let mut line = String::new();
-    BufReader::new(&mut tls).read_line(&mut line)?;
-    let line = line.trim_end().to_owned();
-    tls.write_all(b"ping\n")?;
-    let mut echo = [0u8; 5];
-    tls.read_exact(&mut echo)?;
-    if &echo != b"ping\n" {
-        bail!("echo mismatch: {echo:?}");
+    let cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .cloned()
+        .ok_or_else(|| anyhow!("no peer certificate"))?;
+    let mut line = Vec::new();
+    {
+        let mut tls = rustls::Stream::new(&mut conn, &mut sock);
+        let mut byte = [0u8; 1];
+        while line.len() < 200 {
+            tls.read_exact(&mut byte)?;
+            if byte == *b"\n" {
+                break;
+            }
+            line.extend(byte);
+        }
     }
-    Ok(Seen { cert, line, local, hello_len: first_flight.len() })
+    let line = String::from_utf8(line)?;
+    Ok((
+        Seen {
+            cert,
+            line,
+            local,
+            hello_len: first_flight.len(),
+        },
+        Session { conn, sock },
+    ))
+}
+
+/// A full TLS session through the proxy: open, check the echo both ways, close.
+pub fn tls_via(
+    proxy: SocketAddr,
+    name: &str,
+    trusted: &[CertificateDer<'static>],
+    opts: &ClientOpts,
+) -> Result<Seen> {
+    let (seen, mut session) = open_tls(proxy, name, trusted, opts)?;
+    session.echo(b"ping\n")?;
+    Ok(seen)
 }
 
 /// Sends raw bytes (cut at `splits`), half-closes, and returns the raw upstream's answer.
-pub fn raw_via(proxy: SocketAddr, bytes: &[u8], splits: &[usize], pause: Duration) -> Result<String> {
+pub fn raw_via(
+    proxy: SocketAddr,
+    bytes: &[u8],
+    splits: &[usize],
+    pause: Duration,
+) -> Result<String> {
     let mut sock = connect_from(None, proxy)?;
     send_split(&mut sock, bytes, splits, pause)?;
     sock.shutdown(std::net::Shutdown::Write)?;
@@ -263,7 +356,14 @@ pub fn closed_within(sock: &mut StdTcpStream, within: Duration) -> bool {
             Ok(0) => return true,
             // An alert or other bytes from the proxy: keep reading until it closes.
             Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return false,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
             Err(_) => return true,
         }
     }
@@ -321,11 +421,19 @@ impl Stack {
         let mut cfg = config(admin.addr, public.addr)?;
         tune(&mut cfg);
         let proxy = Proxy::start(cfg).await?;
-        Ok(Self { admin, public, proxy })
+        Ok(Self {
+            admin,
+            public,
+            proxy,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.proxy.listen_addrs().first().copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
+        self.proxy
+            .listen_addrs()
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)))
     }
 
     pub fn trusted(&self) -> Vec<CertificateDer<'static>> {
@@ -333,7 +441,11 @@ impl Stack {
     }
 
     pub fn metrics(&self) -> Result<String> {
-        scrape(self.proxy.admin_addr().ok_or_else(|| anyhow!("no admin port"))?)
+        scrape(
+            self.proxy
+                .admin_addr()
+                .ok_or_else(|| anyhow!("no admin port"))?,
+        )
     }
 }
 
@@ -356,6 +468,8 @@ pub fn metric(text: &str, series: &str) -> f64 {
 }
 
 /// Runs blocking client code off the async runtime.
-pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f).await?
 }
