@@ -1,0 +1,576 @@
+//! Renderer tests: pure functions from the spec to objects.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::Fixture;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use protostar_operator::contract;
+use protostar_operator::kind::Kind;
+use protostar_operator::render::migration::{self, Phase};
+use protostar_operator::render::plan::{self, Rollout};
+use protostar_operator::render::{Ctx, Object, secrets, workload};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+fn rollout_serving(version: &str) -> Rollout {
+    Rollout {
+        serving: Some(version.into()),
+        migrate: Some(version.into()),
+        phase: Phase::Running,
+    }
+}
+
+fn everything(ps: &protostar_crds::Protostar) -> Vec<Object> {
+    let ctx = Ctx::from_resource(ps).expect("namespaced fixture");
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut all = secrets::render_missing(&ctx, &BTreeSet::new(), &mut rng);
+    all.extend(plan::desired(&ctx, &rollout_serving(&ps.spec.version)));
+    all
+}
+
+fn find<'a>(objs: &'a [Object], kind: Kind, name: &str) -> &'a Value {
+    &objs
+        .iter()
+        .find(|o| o.kind == kind && o.name == name)
+        .unwrap_or_else(|| {
+            panic!(
+                "no {kind} {name} among {:?}",
+                objs.iter().map(|o| (o.kind, &o.name)).collect::<Vec<_>>()
+            )
+        })
+        .body
+}
+
+/// Deserialise into the API type and serialise back: unknown or misspelt fields vanish on the
+/// way, so equality proves every field is one the type knows.
+fn round_trip<T: DeserializeOwned + Serialize>(obj: &Object) {
+    let typed: T = serde_json::from_value(obj.body.clone())
+        .unwrap_or_else(|e| panic!("{} {} does not deserialise: {e}", obj.kind, obj.name));
+    let back = serde_json::to_value(&typed).expect("serialises");
+    assert_eq!(
+        back, obj.body,
+        "{} {} changed in a round trip",
+        obj.kind, obj.name
+    );
+}
+
+#[test]
+fn every_rendered_object_round_trips_into_its_api_type() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let mut kinds = BTreeSet::new();
+    for obj in &objs {
+        kinds.insert(obj.kind);
+        match obj.kind {
+            Kind::Secret => round_trip::<Secret>(obj),
+            Kind::ConfigMap => round_trip::<ConfigMap>(obj),
+            Kind::Job => round_trip::<Job>(obj),
+            Kind::Deployment => round_trip::<Deployment>(obj),
+            Kind::Service => round_trip::<Service>(obj),
+            Kind::PodDisruptionBudget => round_trip::<PodDisruptionBudget>(obj),
+            Kind::HorizontalPodAutoscaler => round_trip::<HorizontalPodAutoscaler>(obj),
+            Kind::NetworkPolicy => round_trip::<NetworkPolicy>(obj),
+            Kind::CronJob => round_trip::<CronJob>(obj),
+            Kind::Gateway => round_trip::<gateway_api::apis::standard::gateways::Gateway>(obj),
+            Kind::HttpRoute => {
+                round_trip::<gateway_api::apis::standard::httproutes::HttpRoute>(obj)
+            }
+            // No Rust types exist for these operators' CRDs: check the fields their
+            // operators require instead.
+            Kind::CnpgCluster => {
+                assert_eq!(obj.body["apiVersion"], "postgresql.cnpg.io/v1");
+                assert!(obj.body["spec"]["instances"].is_i64());
+                assert!(obj.body["spec"]["storage"]["size"].is_string());
+            }
+            Kind::RabbitmqCluster => {
+                assert_eq!(obj.body["apiVersion"], "rabbitmq.com/v1beta1");
+                assert!(obj.body["spec"]["replicas"].is_i64());
+            }
+        }
+    }
+    assert_eq!(
+        kinds,
+        Kind::ALL.into_iter().collect(),
+        "the full fixture renders every kind"
+    );
+}
+
+#[test]
+fn round_trip_check_catches_a_misspelt_field() {
+    let bad = Object::new(
+        Kind::Service,
+        json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "x"}, "spec": {"selectr": {"a": "b"}}}),
+    );
+    assert!(std::panic::catch_unwind(|| round_trip::<Service>(&bad)).is_err());
+}
+
+#[test]
+fn deployments_roll_without_downtime_and_probe_the_contract_paths() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    for target in contract::TARGETS {
+        let d = find(&objs, Kind::Deployment, &format!("ps-{target}"));
+        let spec = &d["spec"];
+        assert_eq!(
+            spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
+            "{target}"
+        );
+        let c = &spec["template"]["spec"]["containers"][0];
+        assert_eq!(c["image"], "ghcr.io/protostar-dev/protostar:1.0.0");
+        assert_eq!(c["command"], json!(["protostar"]));
+        assert_eq!(c["args"], json!(["serve", "--target", target]));
+        assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+        assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+        assert!(
+            c["lifecycle"]["preStop"]["sleep"]["seconds"]
+                .as_i64()
+                .is_some_and(|s| s > 0)
+        );
+        assert_eq!(c["ports"][0]["containerPort"], 8080);
+        assert_eq!(c["envFrom"][0]["configMapRef"]["name"], "ps-config");
+        let spread = &spec["template"]["spec"]["topologySpreadConstraints"][0];
+        assert_eq!(spread["topologyKey"], "kubernetes.io/hostname");
+        assert!(d["metadata"]["ownerReferences"][0]["controller"] == true);
+    }
+    let gw = find(&objs, Kind::Deployment, "ps-gateway");
+    let c = &gw["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["ports"][1]["containerPort"], 8081);
+    let env: Vec<(String, String)> = c["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("").into(),
+                e["value"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    assert!(env.contains(&(
+        "PROTOSTAR_UPSTREAMS__CHAT".into(),
+        "http://ps-chat:8080".into()
+    )));
+    assert!(
+        !env.iter().any(|(k, _)| k.starts_with("PROTOSTAR_DATABASE")),
+        "the gateway never sees the database"
+    );
+    // Replicas: default two, fixed where given, none where an autoscaler owns them.
+    assert_eq!(
+        find(&objs, Kind::Deployment, "ps-auth")["spec"]["replicas"],
+        2
+    );
+    assert_eq!(
+        find(&objs, Kind::Deployment, "ps-psych")["spec"]["replicas"],
+        1
+    );
+    assert!(
+        find(&objs, Kind::Deployment, "ps-chat")["spec"]
+            .get("replicas")
+            .is_none()
+    );
+    assert_eq!(
+        find(&objs, Kind::HorizontalPodAutoscaler, "ps-chat")["spec"]["maxReplicas"],
+        6
+    );
+}
+
+fn env_of(d: &Value) -> Vec<String> {
+    d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn secrets_are_files_and_only_where_needed() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let auth = find(&objs, Kind::Deployment, "ps-auth");
+    assert!(env_of(auth).contains(&"PROTOSTAR_AUTH__SIGNING_KEYS_FILE".into()));
+    assert!(env_of(auth).contains(&"PROTOSTAR_DATABASE__URL_FILE".into()));
+    for target in ["gateway", "user", "chat", "ai", "noti", "audit", "psych"] {
+        let d = find(&objs, Kind::Deployment, &format!("ps-{target}"));
+        assert!(
+            !env_of(d).contains(&"PROTOSTAR_AUTH__SIGNING_KEYS_FILE".into()),
+            "{target} must not see signing keys"
+        );
+    }
+    let ai = find(&objs, Kind::Deployment, "ps-ai");
+    assert!(env_of(ai).contains(&"PROTOSTAR_MODELS__OPENAI__API_KEY_FILE".into()));
+    assert!(env_of(ai).contains(&"PROTOSTAR_BLOB__SECRET_ACCESS_KEY_FILE".into()));
+    let noti = find(&objs, Kind::Deployment, "ps-noti");
+    assert!(env_of(noti).contains(&"PROTOSTAR_NOTI__SMTP__PASSWORD_FILE".into()));
+    // No secret value is ever an environment value: every *_FILE points into a mount.
+    for obj in objs.iter().filter(|o| o.kind == Kind::Deployment) {
+        let c = &obj.body["spec"]["template"]["spec"]["containers"][0];
+        for e in c["env"].as_array().into_iter().flatten() {
+            if e["name"].as_str().is_some_and(|n| n.ends_with("_FILE")) {
+                assert!(
+                    e["value"]
+                        .as_str()
+                        .is_some_and(|v| v.starts_with("/var/run/secrets/protostar/"))
+                );
+            }
+        }
+    }
+    let config = find(&objs, Kind::ConfigMap, "ps-config");
+    assert_eq!(config["data"]["PROTOSTAR_PUBLIC_ADDR"], "0.0.0.0:8080");
+    assert_eq!(config["data"]["PROTOSTAR_ADMIN_ADDR"], "0.0.0.0:8081");
+    assert_eq!(
+        config["data"]["PROTOSTAR_AUTH__JWKS_URL"],
+        "http://ps-auth:8080/.well-known/jwks.json"
+    );
+    assert_eq!(
+        config["data"]["PROTOSTAR_REDIS__URL"],
+        "redis://ps-redis.home.svc:6379"
+    );
+    assert_eq!(config["data"]["PROTOSTAR_BLOB__KIND"], "s3");
+    assert_eq!(
+        config["data"]["PROTOSTAR_AUTH__ISSUER"],
+        "https://chat.example.org"
+    );
+    assert!(
+        config["data"]
+            .as_object()
+            .is_some_and(|d| d.keys().all(|k| !k.ends_with("_FILE")))
+    );
+}
+
+#[test]
+fn data_holders_carry_no_owner_reference() {
+    let ps = Fixture::new("1.0.0").build();
+    for obj in everything(&ps) {
+        let owned = obj.body["metadata"]["ownerReferences"].is_array();
+        let holds_data = matches!(
+            obj.kind,
+            Kind::Secret | Kind::CnpgCluster | Kind::RabbitmqCluster
+        );
+        assert_eq!(owned, !holds_data, "{} {}", obj.kind, obj.name);
+    }
+}
+
+#[test]
+fn generated_secrets_are_never_rendered_over_existing_ones() {
+    let ps = Fixture::new("1.0.0").build();
+    let ctx = Ctx::from_resource(&ps).expect("ctx");
+    let mut rng = StdRng::seed_from_u64(1);
+    let first = secrets::render_missing(&ctx, &BTreeSet::new(), &mut rng);
+    let names: BTreeSet<String> = first.iter().map(|o| o.name.clone()).collect();
+    assert_eq!(
+        names,
+        [
+            "ps-broker-credentials",
+            "ps-db-credentials",
+            "ps-signing-keys"
+        ]
+        .map(String::from)
+        .into()
+    );
+    // With all of them present nothing is rendered, whatever the generator.
+    assert!(secrets::render_missing(&ctx, &names, &mut rng).is_empty());
+    // With one missing, only that one.
+    let mut some = names.clone();
+    some.remove("ps-db-credentials");
+    let again = secrets::render_missing(&ctx, &some, &mut rng);
+    assert_eq!(
+        again.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(),
+        ["ps-db-credentials"]
+    );
+    // Fresh randomness for every generation.
+    assert_ne!(
+        again[0].body["stringData"]["password"],
+        find(&first, Kind::Secret, "ps-db-credentials")["stringData"]["password"]
+    );
+    let db = find(&first, Kind::Secret, "ps-db-credentials");
+    let url = db["stringData"]["url"].as_str().unwrap_or_default();
+    assert!(
+        url.starts_with("postgres://protostar:")
+            && url.ends_with("@ps-db-rw.home.svc:5432/protostar"),
+        "{url}"
+    );
+}
+
+#[test]
+fn signing_key_is_a_pkcs8_ed25519_pem() {
+    use base64::Engine as _;
+    let pem = secrets::ed25519_pkcs8_pem(&[7u8; 32]);
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .expect("base64");
+    assert_eq!(der.len(), 48);
+    assert_eq!(
+        &der[..16],
+        &[
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20
+        ]
+    );
+    assert_eq!(&der[16..], &[7u8; 32]);
+}
+
+fn images(objs: &[Object]) -> BTreeSet<String> {
+    objs.iter()
+        .filter(|o| o.kind == Kind::Deployment && o.name != "ps-redis")
+        .filter_map(|o| {
+            o.body["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+#[test]
+fn upgrade_moves_services_only_after_the_migration_succeeded() {
+    let ps = Fixture::new("1.1.0").build();
+    let ctx = Ctx::from_resource(&ps).expect("ctx");
+    let job_name = migration::name(&ctx, "1.1.0");
+    for phase in [
+        Phase::Absent,
+        Phase::Running,
+        Phase::Failed("BackoffLimitExceeded: exit 1".into()),
+    ] {
+        let r = plan::rollout("1.1.0", Some("1.0.0"), phase.clone());
+        assert_eq!(
+            r.serving.as_deref(),
+            Some("1.0.0"),
+            "{phase:?}: the old release keeps serving"
+        );
+        let objs = plan::desired(&ctx, &r);
+        assert_eq!(
+            images(&objs),
+            BTreeSet::from(["ghcr.io/protostar-dev/protostar:1.0.0".to_owned()])
+        );
+        let job = find(&objs, Kind::Job, &job_name);
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["image"],
+            "ghcr.io/protostar-dev/protostar:1.1.0"
+        );
+        assert_eq!(
+            job["spec"]["template"]["spec"]["containers"][0]["args"],
+            json!(["migrate"])
+        );
+        let cron = find(&objs, Kind::CronJob, "ps-job-recrawl");
+        let cron_pod = &cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(cron_pod["image"], "ghcr.io/protostar-dev/protostar:1.0.0");
+        assert_eq!(cron_pod["args"], json!(["job", "recrawl"]));
+    }
+    let done = plan::rollout("1.1.0", Some("1.0.0"), Phase::Succeeded);
+    assert_eq!(done.serving.as_deref(), Some("1.1.0"));
+    let objs = plan::desired(&ctx, &done);
+    assert_eq!(
+        images(&objs),
+        BTreeSet::from(["ghcr.io/protostar-dev/protostar:1.1.0".to_owned()])
+    );
+    assert!(
+        objs.iter().all(|o| o.kind != Kind::Job),
+        "no new Job once migrated"
+    );
+}
+
+#[test]
+fn first_install_serves_nothing_before_the_first_migration() {
+    let ps = Fixture::new("1.0.0").build();
+    let ctx = Ctx::from_resource(&ps).expect("ctx");
+    let r = plan::rollout("1.0.0", None, Phase::Running);
+    assert_eq!(r.serving, None);
+    let objs = plan::desired(&ctx, &r);
+    assert!(
+        objs.iter()
+            .all(|o| o.kind != Kind::Deployment || o.name == "ps-redis")
+    );
+    assert!(objs.iter().all(|o| o.kind != Kind::CronJob));
+    assert!(objs.iter().any(|o| o.kind == Kind::Job));
+    // A status that already records the migration needs no Job, even if the Job was removed.
+    let r = plan::rollout("1.0.0", Some("1.0.0"), Phase::Absent);
+    assert_eq!((r.serving.as_deref(), r.migrate), (Some("1.0.0"), None));
+}
+
+#[test]
+fn migration_job_names_are_short_distinct_and_valid() {
+    let ps = Fixture::new("1.0.0").build();
+    let ctx = Ctx::from_resource(&ps).expect("ctx");
+    let a = migration::name(&ctx, "1.0.0");
+    let b = migration::name(&ctx, "1-0-0");
+    assert_ne!(a, b);
+    let long = migration::name(&ctx, &"9".repeat(63));
+    for n in [&a, &b, &long] {
+        assert!(n.len() <= 63, "{n}");
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{n}"
+        );
+        assert!(!n.ends_with('-') && n.starts_with("ps-migrate-"), "{n}");
+    }
+}
+
+#[test]
+fn migration_phase_reads_the_job_status() {
+    assert_eq!(migration::phase(None), Phase::Absent);
+    assert_eq!(
+        migration::phase(Some(&json!({"status": {"active": 1}}))),
+        Phase::Running
+    );
+    assert_eq!(
+        migration::phase(Some(&json!({"status": {"succeeded": 1}}))),
+        Phase::Succeeded
+    );
+    let failed = json!({"status": {"failed": 3, "conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit"}]}});
+    assert_eq!(
+        migration::phase(Some(&failed)),
+        Phase::Failed("BackoffLimitExceeded: Job has reached the specified backoff limit".into())
+    );
+}
+
+#[test]
+fn routes_split_public_and_admin_listeners() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let gw = find(&objs, Kind::Gateway, "ps");
+    let listeners: Vec<&str> = gw["spec"]["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["name"].as_str())
+        .collect();
+    assert_eq!(listeners, ["public-0", "public-1", "admin"]);
+    assert_eq!(
+        gw["spec"]["listeners"][2]["tls"]["certificateRefs"][0]["name"],
+        "admin-tls"
+    );
+    let public = find(&objs, Kind::HttpRoute, "ps-public");
+    assert_eq!(
+        public["spec"]["hostnames"],
+        json!(["chat.example.org", "widget.example.org"])
+    );
+    assert_eq!(
+        public["spec"]["rules"][0]["backendRefs"][0],
+        json!({"name": "ps-gateway", "port": 8080})
+    );
+    let admin = find(&objs, Kind::HttpRoute, "ps-admin");
+    assert_eq!(
+        admin["spec"]["parentRefs"],
+        json!([{"name": "ps", "sectionName": "admin"}])
+    );
+    assert_eq!(
+        admin["spec"]["rules"][0]["backendRefs"][0],
+        json!({"name": "ps-gateway", "port": 8081})
+    );
+
+    // Attached to an existing Gateway: no Gateway rendered, parents point at it.
+    let ps = Fixture::new("1.0.0")
+        .spec(|s| s["gateway"] = json!({"existing": {"name": "shared", "namespace": "infra", "adminSectionName": "admin"}}))
+        .build();
+    let objs = everything(&ps);
+    assert!(objs.iter().all(|o| o.kind != Kind::Gateway));
+    let admin = find(&objs, Kind::HttpRoute, "ps-admin");
+    assert_eq!(
+        admin["spec"]["parentRefs"],
+        json!([{"name": "shared", "namespace": "infra", "sectionName": "admin"}])
+    );
+    let public = find(&objs, Kind::HttpRoute, "ps-public");
+    assert_eq!(
+        public["spec"]["parentRefs"],
+        json!([{"name": "shared", "namespace": "infra"}])
+    );
+}
+
+#[test]
+fn network_policies_open_only_the_gateway_to_the_outside() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let deny = find(&objs, Kind::NetworkPolicy, "ps-default-deny");
+    assert_eq!(deny["spec"]["ingress"], json!([]));
+    let gw = find(&objs, Kind::NetworkPolicy, "ps-gateway");
+    assert!(
+        gw["spec"]["ingress"][0].get("from").is_none(),
+        "the gateway takes traffic from anywhere"
+    );
+    let services = find(&objs, Kind::NetworkPolicy, "ps-services");
+    assert_eq!(
+        services["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"],
+        json!({"app.kubernetes.io/instance": "ps"})
+    );
+    let values = &services["spec"]["podSelector"]["matchExpressions"][0]["values"];
+    assert!(
+        !values
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v == "gateway")
+    );
+    for store in ["ps-database", "ps-broker", "ps-redis"] {
+        let p = find(&objs, Kind::NetworkPolicy, store);
+        assert_eq!(
+            p["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["protostar.dev/data-client"],
+            "true",
+            "{store} only from data clients"
+        );
+    }
+    // The gateway's pods are data clients only through what they need: they are labelled
+    // because every serving pod may use Redis.
+    let gw_pod =
+        &find(&objs, Kind::Deployment, "ps-gateway")["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(gw_pod["protostar.dev/data-client"], "true");
+}
+
+#[test]
+fn external_stores_render_no_managed_objects() {
+    let ps = Fixture::new("1.0.0")
+        .spec(|s| {
+            s["database"] = json!({"mode": "External", "external": {"urlSecretRef": {"name": "pg", "key": "url"}}});
+            s["broker"] = json!({"mode": "None"});
+            s["redis"] = json!({"mode": "External", "external": {"urlSecretRef": {"name": "redis", "key": "url"}}});
+        })
+        .build();
+    let objs = everything(&ps);
+    assert!(
+        objs.iter()
+            .all(|o| !matches!(o.kind, Kind::CnpgCluster | Kind::RabbitmqCluster))
+    );
+    assert!(objs.iter().all(|o| o.name != "ps-redis"
+        && o.name != "ps-db-credentials"
+        && o.name != "ps-broker-credentials"));
+    let user = find(&objs, Kind::Deployment, "ps-user");
+    let vols = &user["spec"]["template"]["spec"]["volumes"];
+    assert!(
+        vols.as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v["secret"]["secretName"] == "pg")
+    );
+    assert!(
+        !env_of(user).contains(&"PROTOSTAR_BROKER__URL_FILE".into()),
+        "no broker: events in-process"
+    );
+    assert!(env_of(user).contains(&"PROTOSTAR_REDIS__URL_FILE".into()));
+}
+
+#[test]
+fn deployment_availability_follows_its_status() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let mut d = find(&objs, Kind::Deployment, "ps-auth").clone();
+    assert!(!workload::is_available(&d));
+    d["metadata"]["generation"] = json!(1);
+    d["status"] = json!({"observedGeneration": 1, "updatedReplicas": 2, "availableReplicas": 2});
+    assert!(workload::is_available(&d));
+    assert_eq!(workload::version_of(&d), Some("1.0.0"));
+    d["status"]["availableReplicas"] = json!(1);
+    assert!(!workload::is_available(&d));
+}
