@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Edge proxy benchmark, one run, one command:   bash edge-proxy/bench/run.sh
+#
+# Measures, through each of: a direct connection (the limit), protostar-edge with the
+# userspace copy loop, protostar-edge with splice(2), and HAProxy configured the same way
+# (mode tcp, req.ssl_sni routing, send-proxy-v2):
+#   - bulk throughput of one established TLS connection (MiB/s, best of 3 x 1 GiB)
+#   - new TLS connections per second with SNI routing (8 concurrent clients, 10 s)
+#   - round-trip latency of 1-byte requests on one connection (p50/p99, µs)
+#   - RSS of the proxy holding IDLE_CONNS idle TLS connections
+# The load generator and the TLS upstream are bench/loadgen.rs (rustls on both ends), so
+# only the middle changes. Prints a Markdown table.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+# Each proxied connection holds two descriptors; the proxy also needs a few of its own, so
+# IDLE_CONNS must stay below half of `ulimit -Hn`.
+HARD_NOFILE="$(ulimit -Hn)"
+ulimit -n "$HARD_NOFILE"
+IDLE_CONNS="${IDLE_CONNS:-10000}"
+if [ "$HARD_NOFILE" != unlimited ] && [ $((IDLE_CONNS * 2 + 40)) -gt "$HARD_NOFILE" ]; then
+    IDLE_CONNS=$(((HARD_NOFILE - 40) / 2))
+    echo "note: hard descriptor limit $HARD_NOFILE allows $IDLE_CONNS idle proxied connections" >&2
+fi
+
+if ! command -v haproxy >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >/dev/null
+fi
+
+cargo build --release -p protostar-edge --bin protostar-edge --example loadgen
+EDGE_BIN="$ROOT/target/release/protostar-edge"
+LG="$ROOT/target/release/examples/loadgen"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+UP_PLAIN=127.0.0.1:19443
+UP_PP=127.0.0.1:19444
+EDGE_USER=127.0.0.1:19445
+EDGE_SPLICE=127.0.0.1:19446
+HAPROXY=127.0.0.1:19447
+SNI=www.example.com
+
+"$LG" serve "$UP_PLAIN" "$UP_PP" "$WORK/cert.der" >/dev/null &
+PIDS+=($!)
+
+edge_config() { # listen admin copy
+    cat <<CFG
+copy = "$3"
+[[listener]]
+bind = "$1"
+[admin]
+bind = "$2"
+[limits]
+max_connections = 30000
+max_handshakes = 30000
+per_ip_max_connections = 30000
+per_ip_rate = 1000000.0
+per_ip_burst = 1000000.0
+[[route]]
+name = "admin"
+sni = ["admin.example.com"]
+upstream = "up"
+proxy_protocol = true
+reserved = 64
+max_connections = 30000
+[[route]]
+name = "public"
+sni = ["*.example.com"]
+upstream = "up"
+proxy_protocol = true
+max_connections = 30000
+[[upstream]]
+name = "up"
+addresses = ["$UP_PP"]
+health = { interval_ms = 0 }
+CFG
+}
+edge_config "$EDGE_USER" 127.0.0.1:19901 userspace >"$WORK/user.toml"
+edge_config "$EDGE_SPLICE" 127.0.0.1:19902 splice >"$WORK/splice.toml"
+cat >"$WORK/haproxy.cfg" <<CFG
+global
+    maxconn 30000
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 600s
+    timeout server 600s
+frontend tls
+    bind $HAPROXY
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req.ssl_hello_type 1 }
+    use_backend admin if { req.ssl_sni -i admin.example.com }
+    use_backend public if { req.ssl_sni -m end .example.com }
+backend admin
+    server up $UP_PP send-proxy-v2
+backend public
+    server up $UP_PP send-proxy-v2
+CFG
+
+RUST_LOG=warn "$EDGE_BIN" --config "$WORK/user.toml" &
+PID_USER=$!
+PIDS+=($PID_USER)
+RUST_LOG=warn "$EDGE_BIN" --config "$WORK/splice.toml" &
+PID_SPLICE=$!
+PIDS+=($PID_SPLICE)
+haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
+PID_HAP=$!
+PIDS+=($PID_HAP)
+
+for _ in $(seq 100); do
+    [ -s "$WORK/cert.der" ] && break
+    sleep 0.1
+done
+sleep 1
+CERT="$WORK/cert.der"
+
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+declare -A ADDR=([direct]=$UP_PLAIN [edge-userspace]=$EDGE_USER [edge-splice]=$EDGE_SPLICE [haproxy]=$HAPROXY)
+declare -A PID=([edge-userspace]=$PID_USER [edge-splice]=$PID_SPLICE [haproxy]=$PID_HAP)
+TARGETS=(direct edge-userspace edge-splice haproxy)
+declare -A BULK RATE P50 P99 RSS0 RSS
+
+for t in "${TARGETS[@]}"; do
+    [ -n "${PID[$t]:-}" ] && RSS0[$t]=$(rss_kib "${PID[$t]}")
+done
+# Interleave targets within each measurement so drift in machine load hits all alike.
+for t in "${TARGETS[@]}"; do BULK[$t]=$("$LG" bulk "${ADDR[$t]}" "$SNI" "$CERT"); echo "bulk $t ${BULK[$t]} MiB/s" >&2; done
+for t in "${TARGETS[@]}"; do RATE[$t]=$("$LG" rate "${ADDR[$t]}" "$SNI" "$CERT"); echo "rate $t ${RATE[$t]}/s" >&2; done
+for t in "${TARGETS[@]}"; do
+    read -r P50[$t] P99[$t] < <("$LG" latency "${ADDR[$t]}" "$SNI" "$CERT")
+    echo "latency $t p50 ${P50[$t]} p99 ${P99[$t]} µs" >&2
+done
+for t in edge-userspace edge-splice haproxy; do
+    "$LG" idle "${ADDR[$t]}" "$SNI" "$CERT" --count "$IDLE_CONNS" --hold-secs 600 >"$WORK/idle.out" &
+    IDLE=$!
+    for _ in $(seq 1200); do
+        grep -q ready "$WORK/idle.out" 2>/dev/null && break
+        kill -0 "$IDLE" 2>/dev/null || break
+        sleep 0.1
+    done
+    sleep 2
+    RSS[$t]=$(rss_kib "${PID[$t]}")
+    echo "idle $t $(cat "$WORK/idle.out") rss ${RSS[$t]} KiB" >&2
+    kill "$IDLE" 2>/dev/null || true
+    wait "$IDLE" 2>/dev/null || true
+    sleep 3
+done
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+echo
+echo "| target | bulk MiB/s (× direct) | new conn/s (× direct) | RTT p50 / p99 µs (added p50 / p99) | RSS idle start → $IDLE_CONNS idle conns |"
+echo "|---|---|---|---|---|"
+for t in "${TARGETS[@]}"; do
+    if [ "$t" = direct ]; then
+        rss="—"
+        add="—"
+    else
+        rss="$(mib "${RSS0[$t]}") MiB → $(mib "${RSS[$t]}") MiB"
+        add="$(added "${P50[$t]}" "${P50[direct]}") / $(added "${P99[$t]}" "${P99[direct]}")"
+    fi
+    echo "| $t | ${BULK[$t]} ($(ratio "${BULK[$t]}" "${BULK[direct]}")) | ${RATE[$t]} ($(ratio "${RATE[$t]}" "${RATE[direct]}")) | ${P50[$t]} / ${P99[$t]} ($add) | $rss |"
+done
+echo
+echo "machine: $(nproc) cores, $(uname -r), $(haproxy -v | head -1), rustc $(rustc --version | cut -d' ' -f2)"
