@@ -34,6 +34,9 @@ pub const CRD_FILE: &str = "protostar.dev_protostars.yaml";
     status = "ProtostarStatus",
     derive = "PartialEq",
     doc = "A Protostar installation: services, data stores, routes and scheduled jobs",
+    // Children are named `<name>-<suffix>`: Service names must be DNS-1035 labels and CronJob
+    // names at most 52 characters, hence a short name that starts with a letter.
+    validation = Rule::new("size(self.metadata.name) <= 30 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')").message("metadata.name must be a DNS-1035 label of at most 30 characters"),
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Version","type":"string","jsonPath":".status.version"}"#,
     printcolumn = r#"{"name":"Desired","type":"string","jsonPath":".spec.version","priority":1}"#,
@@ -587,8 +590,8 @@ fn default_smtp_port() -> i32 {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledJob {
-    /// Job name as the binary knows it, e.g. `recrawl`.
-    #[schemars(length(min = 1, max = 40), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    /// Job name as the binary knows it, e.g. `recrawl` (short: it ends up in a CronJob name).
+    #[schemars(length(min = 1, max = 17), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     /// Cron schedule, e.g. `0 3 * * *`.
     #[schemars(length(min = 9, max = 100))]

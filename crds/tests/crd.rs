@@ -214,3 +214,13 @@ fn minimal_spec_takes_defaults() {
     assert_eq!(ps.spec.image.repository, "ghcr.io/protostar-dev/protostar");
     assert!(ps.spec.services.for_target("chat").is_none());
 }
+
+#[test]
+fn top_level_rule_bounds_the_instance_name() {
+    assert!(
+        rules_at(&schema())
+            .iter()
+            .any(|r| r.contains("size(self.metadata.name) <= 30")),
+        "children's names derive from the instance's"
+    );
+}
