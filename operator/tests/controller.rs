@@ -450,3 +450,45 @@ fn backoff_doubles_and_caps() {
     assert_eq!(controller::backoff(20), Duration::from_secs(300));
     assert_eq!(controller::backoff(u32::MAX), Duration::from_secs(300));
 }
+
+#[tokio::test]
+async fn errors_are_counted_by_kind_and_backed_off_exponentially() {
+    use kube::runtime::controller::Action;
+    use protostar_operator::Error;
+    use std::time::Duration;
+
+    let h = Harness::new(&Fixture::new("1.0.0"));
+    let ps = Arc::new(h.stored());
+    let err = Error::MissingIdentity;
+    assert_eq!(
+        controller::error_policy(ps.clone(), &err, h.ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+    assert_eq!(
+        controller::error_policy(ps.clone(), &err, h.ctx.clone()),
+        Action::requeue(Duration::from_secs(10))
+    );
+    // A successful reconcile resets the backoff.
+    h.reconcile().await;
+    assert_eq!(
+        controller::error_policy(ps, &err, h.ctx.clone()),
+        Action::requeue(Duration::from_secs(5))
+    );
+
+    let mut registry = prometheus_client::registry::Registry::default();
+    h.ctx.metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+    assert!(
+        text.contains("protostar_operator_reconcile_errors_total{error=\"missing_identity\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("protostar_operator_reconciles_total 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("protostar_operator_reconcile_duration_seconds_count 1"),
+        "{text}"
+    );
+}
