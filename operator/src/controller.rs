@@ -312,7 +312,8 @@ pub fn writes(
             }
         }
     }
-    // Migration Jobs: keep the one for the wanted release and the one that last succeeded.
+    // Migration Jobs: keep the one for the wanted release, the one that last succeeded, and any
+    // still running (stopping a migration half-way helps nobody).
     let keep = [Some(rctx.spec.version.as_str()), rollout.serving.as_deref()];
     for job in observed.all(Kind::Job) {
         let (Some(name), Some(version)) =
@@ -320,7 +321,8 @@ pub fn writes(
         else {
             continue;
         };
-        if !keep.contains(&Some(version)) {
+        let running = migration::phase(Some(job)) == migration::Phase::Running;
+        if !keep.contains(&Some(version)) && !running {
             w.delete.push((Kind::Job, name.to_owned()));
         }
     }
@@ -335,10 +337,15 @@ async fn apply(ps: &Protostar, ctx: &Context) -> Result<Action> {
 
     let job = observed.get(Kind::Job, &migration::name(&rctx, &ps.spec.version));
     let previous = ps.status.as_ref();
+    let other_running = observed.all(Kind::Job).iter().any(|j| {
+        migration::version_of(j).is_some_and(|v| v != ps.spec.version)
+            && migration::phase(Some(j)) == migration::Phase::Running
+    });
     let rollout = plan::rollout(
         &ps.spec.version,
         previous.and_then(|s| s.migrated_version.as_deref()),
         migration::phase(job),
+        other_running,
     );
     let existing: BTreeSet<String> = observed
         .all(Kind::Secret)

@@ -492,3 +492,40 @@ async fn errors_are_counted_by_kind_and_backed_off_exponentially() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_version_change_mid_migration_waits_and_never_kills_the_running_job() {
+    let h = Harness::new(&Fixture::new("1.0.0"));
+    h.converge().await;
+    let set_version = |v: &str, g: i64| {
+        let v = v.to_owned();
+        h.fake.update(&protostars(), NAME, move |p| {
+            p["spec"]["version"] = json!(v);
+            p["metadata"]["generation"] = json!(g);
+        });
+    };
+    set_version("1.1.0", 2);
+    h.reconcile().await;
+    set_version("1.2.0", 3);
+    let mut want = lists();
+    want.push(status_write());
+    assert_eq!(
+        h.reconcile().await,
+        want,
+        "no second Job while 1.1.0 migrates, and 1.1.0 is not deleted"
+    );
+
+    let running = h.fake.list(&coll(Kind::Job));
+    let job_1_1 = running
+        .iter()
+        .filter_map(|j| j["metadata"]["name"].as_str())
+        .find(|n| n.contains("1-1-0"))
+        .expect("the 1.1.0 Job still exists")
+        .to_owned();
+    h.finish_job("1-1-0", true);
+    let mut want = lists();
+    // Now the 1.2.0 migration starts, and the finished 1.1.0 Job is pruned.
+    want.extend([create(Kind::Job), event(), delete(Kind::Job, &job_1_1)]);
+    assert_eq!(h.reconcile().await, want);
+    assert!(h.deployment_images().iter().all(|i| i.ends_with(":1.0.0")));
+}

@@ -343,7 +343,7 @@ fn upgrade_moves_services_only_after_the_migration_succeeded() {
         Phase::Running,
         Phase::Failed("BackoffLimitExceeded: exit 1".into()),
     ] {
-        let r = plan::rollout("1.1.0", Some("1.0.0"), phase.clone());
+        let r = plan::rollout("1.1.0", Some("1.0.0"), phase.clone(), false);
         assert_eq!(
             r.serving.as_deref(),
             Some("1.0.0"),
@@ -368,7 +368,7 @@ fn upgrade_moves_services_only_after_the_migration_succeeded() {
         assert_eq!(cron_pod["image"], "ghcr.io/protostar-dev/protostar:1.0.0");
         assert_eq!(cron_pod["args"], json!(["job", "recrawl"]));
     }
-    let done = plan::rollout("1.1.0", Some("1.0.0"), Phase::Succeeded);
+    let done = plan::rollout("1.1.0", Some("1.0.0"), Phase::Succeeded, false);
     assert_eq!(done.serving.as_deref(), Some("1.1.0"));
     let objs = plan::desired(&ctx, &done);
     assert_eq!(
@@ -385,7 +385,7 @@ fn upgrade_moves_services_only_after_the_migration_succeeded() {
 fn first_install_serves_nothing_before_the_first_migration() {
     let ps = Fixture::new("1.0.0").build();
     let ctx = Ctx::from_resource(&ps).expect("ctx");
-    let r = plan::rollout("1.0.0", None, Phase::Running);
+    let r = plan::rollout("1.0.0", None, Phase::Running, false);
     assert_eq!(r.serving, None);
     let objs = plan::desired(&ctx, &r);
     assert!(
@@ -395,7 +395,7 @@ fn first_install_serves_nothing_before_the_first_migration() {
     assert!(objs.iter().all(|o| o.kind != Kind::CronJob));
     assert!(objs.iter().any(|o| o.kind == Kind::Job));
     // A status that already records the migration needs no Job, even if the Job was removed.
-    let r = plan::rollout("1.0.0", Some("1.0.0"), Phase::Absent);
+    let r = plan::rollout("1.0.0", Some("1.0.0"), Phase::Absent, false);
     assert_eq!((r.serving.as_deref(), r.migrate), (Some("1.0.0"), None));
 }
 
@@ -573,4 +573,13 @@ fn deployment_availability_follows_its_status() {
     assert_eq!(workload::version_of(&d), Some("1.0.0"));
     d["status"]["availableReplicas"] = json!(1);
     assert!(!workload::is_available(&d));
+}
+
+#[test]
+fn a_new_migration_waits_for_a_running_one() {
+    let r = plan::rollout("1.2.0", Some("1.0.0"), Phase::Absent, true);
+    assert_eq!((r.serving.as_deref(), r.migrate), (Some("1.0.0"), None));
+    // Once this release's Job exists, it is tracked whatever else runs.
+    let r = plan::rollout("1.2.0", Some("1.0.0"), Phase::Running, true);
+    assert_eq!(r.migrate.as_deref(), Some("1.2.0"));
 }

@@ -26,8 +26,15 @@ pub struct Rollout {
 }
 
 /// `migrated` is the last release whose migration succeeded (from the status); `phase` is the
-/// state of the Job migrating to `spec.version`.
-pub fn rollout(spec_version: &str, migrated: Option<&str>, phase: Phase) -> Rollout {
+/// state of the Job migrating to `spec.version`; `other_running` is true while a migration Job
+/// for another release still runs (the version changed again mid-migration): the new Job then
+/// waits for it, so two migrations never run at once.
+pub fn rollout(
+    spec_version: &str,
+    migrated: Option<&str>,
+    phase: Phase,
+    other_running: bool,
+) -> Rollout {
     if migrated == Some(spec_version) || phase == Phase::Succeeded {
         return Rollout {
             serving: Some(spec_version.to_owned()),
@@ -35,9 +42,10 @@ pub fn rollout(spec_version: &str, migrated: Option<&str>, phase: Phase) -> Roll
             phase: Phase::Succeeded,
         };
     }
+    let wait = other_running && phase == Phase::Absent;
     Rollout {
         serving: migrated.map(str::to_owned),
-        migrate: Some(spec_version.to_owned()),
+        migrate: (!wait).then(|| spec_version.to_owned()),
         phase,
     }
 }
