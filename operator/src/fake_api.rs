@@ -6,7 +6,8 @@
 //! writes, and it records every call (method and path) for the tests to assert on. It models
 //! only what the operator relies on: list by label, get, create (409 when present), server-side
 //! apply (as a whole-object replace that keeps status), status patch, replace with
-//! resourceVersion check, delete, and 404 for API groups the cluster does not serve.
+//! resourceVersion check, delete, 404 for API groups the cluster does not serve, and watches
+//! that stay open without events.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -131,8 +132,22 @@ impl FakeApi {
         let fake = FakeApi::default();
         let server = fake.clone();
         tokio::spawn(async move {
+            // Watches are held open and never answered, as a quiet API server would.
+            let mut watches = Vec::new();
             while let Some((request, respond)) = handle.next_request().await {
                 let (parts, body) = request.into_parts();
+                if parts
+                    .uri
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "watch=true"))
+                {
+                    server.state().calls.push(Call {
+                        method: "WATCH".into(),
+                        path: parts.uri.path().to_owned(),
+                    });
+                    watches.push(respond);
+                    continue;
+                }
                 let bytes = body.collect_bytes().await.unwrap_or_default();
                 let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
                 let (code, value) = server.serve(parts.method.as_str(), &parts.uri, body);

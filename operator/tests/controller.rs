@@ -529,3 +529,42 @@ async fn a_version_change_mid_migration_waits_and_never_kills_the_running_job() 
     assert_eq!(h.reconcile().await, want);
     assert!(h.deployment_images().iter().all(|i| i.ends_with(":1.0.0")));
 }
+
+#[tokio::test]
+async fn the_running_controller_watches_its_kinds_and_reconciles() {
+    let h = Harness::new(&Fixture::new("1.0.0"));
+    let run = tokio::spawn(controller::run(h.ctx.clone(), Some(NS.to_owned())));
+    let mut reconciled = false;
+    for _ in 0..200 {
+        if h.stored()
+            .status
+            .is_some_and(|s| s.observed_generation == Some(1))
+        {
+            reconciled = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    run.abort();
+    assert!(
+        reconciled,
+        "the controller reconciled the Protostar it listed"
+    );
+    let calls = h.fake.take_calls();
+    for watched in [
+        "protostars",
+        "deployments",
+        "jobs",
+        "services",
+        "cronjobs",
+        "configmaps",
+    ] {
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.method == "WATCH"
+                    && c.path.ends_with(&format!("/namespaces/{NS}/{watched}"))),
+            "watches {watched}: {calls:?}"
+        );
+    }
+}
