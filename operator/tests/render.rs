@@ -583,3 +583,30 @@ fn a_new_migration_waits_for_a_running_one() {
     let r = plan::rollout("1.2.0", Some("1.0.0"), Phase::Running, true);
     assert_eq!(r.migrate.as_deref(), Some("1.2.0"));
 }
+
+#[test]
+fn the_crd_names_exactly_the_contract_targets() {
+    let crd = serde_json::to_value(protostar_crds::crd()).expect("CRD serialises");
+    let services = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["services"]["properties"];
+    let in_crd: BTreeSet<&str> = services
+        .as_object()
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let in_contract: BTreeSet<&str> = contract::TARGETS.into_iter().collect();
+    assert_eq!(in_crd, in_contract);
+    let ps = Fixture::new("1.0.0")
+        .spec(|s| {
+            for t in contract::TARGETS {
+                s["services"][t] = json!({"replicas": 3});
+            }
+        })
+        .build();
+    for t in contract::TARGETS {
+        assert_eq!(
+            ps.spec.services.for_target(t).and_then(|s| s.replicas),
+            Some(3),
+            "{t}"
+        );
+    }
+}

@@ -21,9 +21,9 @@ pub mod service;
 pub mod workload;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::{Resource, ResourceExt};
+use kube::Resource;
 use protostar_crds::{Protostar, ProtostarSpec};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::kind::Kind;
 
@@ -135,29 +135,7 @@ pub fn put(obj: &mut Value, key: &str, value: Option<Value>) {
     }
 }
 
-/// A JSON object from pairs, dropping `None`s.
-pub fn object(pairs: impl IntoIterator<Item = (&'static str, Option<Value>)>) -> Value {
-    let map: Map<String, Value> = pairs
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
-        .collect();
-    Value::Object(map)
-}
-
-/// The instance name of a child, from its labels.
-pub fn instance_of(meta: &kube::api::ObjectMeta) -> Option<&str> {
-    meta.labels
-        .as_ref()?
-        .get(LABEL_INSTANCE)
-        .map(String::as_str)
-}
-
 /// A label selector string matching everything this operator made for one instance.
 pub fn instance_selector(name: &str) -> String {
     format!("{LABEL_INSTANCE}={name},{LABEL_MANAGED_BY}={MANAGER}")
-}
-
-/// `ResourceExt::name_any` for renderer-side use without pulling in the trait everywhere.
-pub fn name_of(ps: &Protostar) -> String {
-    ps.name_any()
 }
