@@ -269,6 +269,17 @@ async fn delete(ctx: &Context, namespace: &str, kind: Kind, name: &str) -> Resul
     }
 }
 
+/// The body without `apiVersion` and `kind`: the API server leaves them out of list items, and
+/// the list they came from already says what they are.
+fn without_type(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("apiVersion");
+        map.remove("kind");
+    }
+    body
+}
+
 /// The writes a reconcile makes, decided from desired and observed state alone (pure, so the
 /// converged case is testable without an API server).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -298,7 +309,7 @@ pub fn writes(
         match observed.get(obj.kind, &obj.name) {
             None if obj.kind.create_only() => w.create.push(obj),
             Some(_) if obj.kind.create_only() => {}
-            Some(seen) if diff::contains(seen, &obj.body) => {}
+            Some(seen) if diff::contains(seen, &without_type(&obj.body)) => {}
             _ => w.apply.push(obj),
         }
     }

@@ -263,10 +263,18 @@ impl FakeApi {
         match (method, name, sub) {
             ("GET", None, _) => {
                 let selector = query.get("labelSelector").cloned().unwrap_or_default();
+                // The API server leaves apiVersion and kind out of the items of a built-in list.
                 let items: Vec<Value> = objects
                     .values()
                     .filter(|o| matches_selector(o, &selector))
-                    .cloned()
+                    .map(|o| {
+                        let mut item = o.clone();
+                        if let Some(map) = item.as_object_mut() {
+                            map.remove("apiVersion");
+                            map.remove("kind");
+                        }
+                        item
+                    })
                     .collect();
                 (
                     StatusCode::OK,
