@@ -115,6 +115,49 @@ fn decode_query(q: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// A few of the fields the API server fills in, so that tests see observed objects that are a
+/// superset of what was applied, as in a real cluster.
+fn server_defaults(plural: &str, obj: &mut Value) {
+    obj["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+    obj["metadata"]["managedFields"] =
+        json!([{"manager": "protostar-operator", "operation": "Apply"}]);
+    let each = |v: &mut Value, f: &dyn Fn(&mut Value)| {
+        if let Some(items) = v.as_array_mut() {
+            items.iter_mut().for_each(f);
+        }
+    };
+    match plural {
+        "deployments" => {
+            obj["spec"]["progressDeadlineSeconds"] = json!(600);
+            obj["spec"]["template"]["spec"]["dnsPolicy"] = json!("ClusterFirst");
+            each(&mut obj["spec"]["template"]["spec"]["containers"], &|c| {
+                c["terminationMessagePath"] = json!("/dev/termination-log");
+            });
+        }
+        "services" => {
+            obj["spec"]["type"] = json!("ClusterIP");
+            obj["spec"]["clusterIP"] = json!("10.152.183.10");
+            each(&mut obj["spec"]["ports"], &|p| p["protocol"] = json!("TCP"));
+        }
+        "httproutes" => {
+            each(&mut obj["spec"]["parentRefs"], &|p| {
+                p["group"] = json!("gateway.networking.k8s.io");
+                p["kind"] = json!("Gateway");
+            });
+            each(&mut obj["spec"]["rules"], &|r| {
+                if let Some(refs) = r["backendRefs"].as_array_mut() {
+                    for b in refs {
+                        b["group"] = json!("");
+                        b["kind"] = json!("Service");
+                        b["weight"] = json!(1);
+                    }
+                }
+            });
+        }
+        _ => {}
+    }
+}
+
 fn matches_selector(obj: &Value, selector: &str) -> bool {
     selector
         .split(',')
@@ -324,6 +367,7 @@ impl FakeApi {
             },
             ("PATCH", Some(name), None) => {
                 let mut obj = body;
+                server_defaults(plural, &mut obj);
                 let previous = objects.get(name);
                 let generation = previous.map_or(1, |p| {
                     let g = p["metadata"]["generation"].as_i64().unwrap_or(1);
