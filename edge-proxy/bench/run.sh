@@ -5,6 +5,7 @@
 # userspace copy loop, protostar-edge with splice(2), and HAProxy configured the same way
 # (mode tcp, req.ssl_sni routing, send-proxy-v2):
 #   - bulk throughput of one established TLS connection (MiB/s, best of 3 x 1 GiB)
+# (each of these three is the median of REPS=3 interleaved rounds)
 #   - new TLS connections per second with SNI routing (8 concurrent clients, 10 s)
 #   - round-trip latency of 1-byte requests on one connection (p50/p99, µs)
 #   - RSS of the proxy holding IDLE_CONNS idle TLS connections
@@ -88,7 +89,7 @@ edge_config "$EDGE_USER" 127.0.0.1:19901 userspace >"$WORK/user.toml"
 edge_config "$EDGE_SPLICE" 127.0.0.1:19902 splice >"$WORK/splice.toml"
 cat >"$WORK/haproxy.cfg" <<CFG
 global
-    maxconn 30000
+    maxconn $IDLE_CONNS
 defaults
     mode tcp
     timeout connect 5s
@@ -133,12 +134,34 @@ declare -A BULK RATE P50 P99 RSS0 RSS
 for t in "${TARGETS[@]}"; do
     [ -n "${PID[$t]:-}" ] && RSS0[$t]=$(rss_kib "${PID[$t]}")
 done
-# Interleave targets within each measurement so drift in machine load hits all alike.
-for t in "${TARGETS[@]}"; do BULK[$t]=$("$LG" bulk "${ADDR[$t]}" "$SNI" "$CERT"); echo "bulk $t ${BULK[$t]} MiB/s" >&2; done
-for t in "${TARGETS[@]}"; do RATE[$t]=$("$LG" rate "${ADDR[$t]}" "$SNI" "$CERT"); echo "rate $t ${RATE[$t]}/s" >&2; done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# Interleave targets within each round so drift in machine load hits all alike; report the
+# median of REPS rounds.
+REPS="${REPS:-3}"
+declare -A BULKS RATES P50S P99S
+for r in $(seq "$REPS"); do
+    for t in "${TARGETS[@]}"; do
+        v=$("$LG" bulk "${ADDR[$t]}" "$SNI" "$CERT")
+        BULKS[$t]+="$v "
+        echo "round $r bulk $t $v MiB/s" >&2
+    done
+    for t in "${TARGETS[@]}"; do
+        v=$("$LG" rate "${ADDR[$t]}" "$SNI" "$CERT")
+        RATES[$t]+="$v "
+        echo "round $r rate $t $v/s" >&2
+    done
+    for t in "${TARGETS[@]}"; do
+        read -r a b < <("$LG" latency "${ADDR[$t]}" "$SNI" "$CERT")
+        P50S[$t]+="$a "
+        P99S[$t]+="$b "
+        echo "round $r latency $t p50 $a p99 $b µs" >&2
+    done
+done
 for t in "${TARGETS[@]}"; do
-    read -r P50[$t] P99[$t] < <("$LG" latency "${ADDR[$t]}" "$SNI" "$CERT")
-    echo "latency $t p50 ${P50[$t]} p99 ${P99[$t]} µs" >&2
+    BULK[$t]=$(echo "${BULKS[$t]}" | median)
+    RATE[$t]=$(echo "${RATES[$t]}" | median)
+    P50[$t]=$(echo "${P50S[$t]}" | median)
+    P99[$t]=$(echo "${P99S[$t]}" | median)
 done
 for t in edge-userspace edge-splice haproxy; do
     "$LG" idle "${ADDR[$t]}" "$SNI" "$CERT" --count "$IDLE_CONNS" --hold-secs 600 >"$WORK/idle.out" &

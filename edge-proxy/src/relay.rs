@@ -1,33 +1,45 @@
 //! The copy loop of an established connection: both directions at once, half-close passed
 //! through (EOF on one side becomes a write shutdown on the other, the opposite direction
-//! keeps flowing), and an idle timeout covering both directions.
+//! keeps flowing), and one idle timeout covering both directions.
+//!
+//! It is a hand-written future rather than `async` blocks because its size is what an idle
+//! connection costs: nested readiness and timer futures made every connection several
+//! kilobytes, this state machine is a few hundred bytes. Readiness comes from
+//! `poll_read_ready` / `poll_write_ready`, which need no stored future.
 //!
 //! Two ways to move bytes, chosen by config and measured in `docs/benchmarks.md`:
-//! - userspace: one per-thread scratch buffer; a connection holds heap memory only while the
-//!   receiver is slower than the sender, so ten thousand idle connections cost no buffers.
-//! - splice(2): socket → pipe → socket inside the kernel; costs a pipe (two descriptors and a
-//!   kernel buffer) per direction per connection.
+//! - userspace: one per-thread scratch buffer; a connection holds heap memory only while its
+//!   receiver is slower than its sender, so idle connections cost no buffers.
+//! - splice(2): socket → pipe → socket inside the kernel. Pipes come from a per-thread pool
+//!   and go back as soon as a direction goes quiet, so idle connections hold no pipes (and
+//!   no extra descriptors) either.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io;
 use std::net::Shutdown;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use tokio::io::Interest;
 use tokio::net::TcpStream;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use crate::config::CopyMode;
 
 /// Userspace scratch size: large enough that bulk transfers take few syscalls.
 const SCRATCH_BYTES: usize = 64 * 1024;
-/// Bytes asked of one splice(2) call; the default pipe holds 16 pages (64 KiB on x86-64).
+/// Bytes asked of one splice(2) call; a default pipe holds 16 pages (64 KiB on x86-64).
 const SPLICE_CHUNK: usize = 64 * 1024;
+/// Idle pipes kept per worker thread for reuse; beyond this they are closed.
+const PIPE_POOL_MAX: usize = 64;
 
 thread_local! {
     static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0; SCRATCH_BYTES].into_boxed_slice());
+    static PIPES: RefCell<Vec<Pipe>> = const { RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,193 +65,276 @@ pub struct ByteCounters {
 }
 
 /// Relays until both directions reach EOF, either side errors, or nothing moves for `idle`.
-pub async fn relay(
-    client: &TcpStream,
-    upstream: &TcpStream,
+pub fn relay<'a>(
+    client: &'a TcpStream,
+    upstream: &'a TcpStream,
     mode: CopyMode,
     idle: Duration,
-    counters: &ByteCounters,
-) -> Result<Totals, RelayError> {
-    let activity = Activity::new();
-    let up = pump(
+    counters: &'a ByteCounters,
+) -> Relay<'a> {
+    Relay {
         client,
         upstream,
-        mode,
-        &activity,
-        &counters.client_to_upstream,
-    );
-    let down = pump(
-        upstream,
-        client,
-        mode,
-        &activity,
-        &counters.upstream_to_client,
-    );
-    tokio::select! {
-        r = async { tokio::try_join!(up, down) } => {
-            let (client_to_upstream, upstream_to_client) = r?;
-            Ok(Totals { client_to_upstream, upstream_to_client })
+        up: Half::new(mode),
+        down: Half::new(mode),
+        counters,
+        idle,
+        last_activity: Instant::now(),
+        timer: None,
+    }
+}
+
+/// The future returned by [`relay`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Relay<'a> {
+    client: &'a TcpStream,
+    upstream: &'a TcpStream,
+    up: Half,
+    down: Half,
+    counters: &'a ByteCounters,
+    idle: Duration,
+    last_activity: Instant,
+    /// Armed lazily, and only re-armed when it fires: moving bytes costs no timer updates.
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Future for Relay<'_> {
+    type Output = Result<Totals, RelayError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let mut moved = false;
+        if let Poll::Ready(r) = this.up.poll(
+            this.client,
+            this.upstream,
+            &this.counters.client_to_upstream,
+            &mut moved,
+            cx,
+        ) {
+            r?;
         }
-        () = activity.idle_for(idle) => Err(RelayError::Idle),
-    }
-}
-
-async fn pump(
-    src: &TcpStream,
-    dst: &TcpStream,
-    mode: CopyMode,
-    activity: &Activity,
-    counter: &Counter,
-) -> io::Result<u64> {
-    let total = match mode {
-        CopyMode::Userspace => pump_userspace(src, dst, activity, counter).await?,
-        CopyMode::Splice => pump_splice(src, dst, activity, counter).await?,
-    };
-    // Pass the half-close on: the peer sees EOF, and may still answer the other way.
-    match socket2::SockRef::from(dst).shutdown(Shutdown::Write) {
-        Err(e) if e.kind() != io::ErrorKind::NotConnected => Err(e),
-        _ => Ok(total),
-    }
-}
-
-enum Step {
-    Eof,
-    Again,
-    Moved(usize),
-}
-
-async fn pump_userspace(
-    src: &TcpStream,
-    dst: &TcpStream,
-    activity: &Activity,
-    counter: &Counter,
-) -> io::Result<u64> {
-    let mut total = 0u64;
-    // Bytes read but not yet accepted by a slow receiver: the only per-connection buffer.
-    let mut pending: Vec<u8> = Vec::new();
-    loop {
-        while !pending.is_empty() {
-            dst.writable().await?;
-            match dst.try_write(&pending) {
-                Ok(n) => {
-                    pending.drain(..n.min(pending.len()));
-                    activity.touch();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+        if let Poll::Ready(r) = this.down.poll(
+            this.upstream,
+            this.client,
+            &this.counters.upstream_to_client,
+            &mut moved,
+            cx,
+        ) {
+            r?;
         }
-        pending = Vec::new();
-        src.readable().await?;
-        let step = SCRATCH.with(|scratch| -> io::Result<Step> {
-            let mut scratch = scratch.borrow_mut();
-            let n = match src.try_read(&mut scratch[..]) {
-                Ok(0) => return Ok(Step::Eof),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Step::Again),
-                Err(e) => return Err(e),
-            };
-            let data = scratch.get(..n).unwrap_or_default();
-            // Most of the time the receiver takes it all at once and nothing is kept.
-            let written = match dst.try_write(data) {
-                Ok(w) => w,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-                Err(e) => return Err(e),
-            };
-            pending.extend_from_slice(data.get(written..).unwrap_or_default());
-            Ok(Step::Moved(n))
-        })?;
-        match step {
-            Step::Eof => return Ok(total),
-            Step::Again => {}
-            Step::Moved(n) => {
-                activity.touch();
-                total += n as u64;
-                counter.inc_by(n as u64);
-            }
+        if this.up.done && this.down.done {
+            return Poll::Ready(Ok(Totals {
+                client_to_upstream: this.up.total,
+                upstream_to_client: this.down.total,
+            }));
         }
-    }
-}
-
-async fn pump_splice(
-    src: &TcpStream,
-    dst: &TcpStream,
-    activity: &Activity,
-    counter: &Counter,
-) -> io::Result<u64> {
-    use nix::fcntl::{OFlag, SpliceFFlags, splice};
-    let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-    let mut total = 0u64;
-    // Created on first data, so a connection that never speaks costs no pipe.
-    let mut pipe = None;
-    loop {
-        src.readable().await?;
-        let (pipe_r, pipe_w) = match &pipe {
-            Some(p) => p,
-            None => pipe.insert(
-                nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC)
-                    .map_err(io::Error::from)?,
-            ),
-        };
-        let read = src.try_io(Interest::READABLE, || {
-            splice(src, None, &*pipe_w, None, SPLICE_CHUNK, flags).map_err(io::Error::from)
-        });
-        let mut in_pipe = match read {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(e),
-        };
-        activity.touch();
-        total += in_pipe as u64;
-        counter.inc_by(in_pipe as u64);
-        while in_pipe > 0 {
-            dst.writable().await?;
-            let wrote = dst.try_io(Interest::WRITABLE, || {
-                splice(&*pipe_r, None, dst, None, in_pipe, flags).map_err(io::Error::from)
-            });
-            match wrote {
-                Ok(n) => {
-                    in_pipe = in_pipe.saturating_sub(n);
-                    activity.touch();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
+        if moved {
+            this.last_activity = Instant::now();
         }
-    }
-}
-
-/// Last time any byte moved, shared by both directions.
-struct Activity {
-    base: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            base: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    fn touch(&self) {
-        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
-    }
-
-    /// Resolves once nothing has moved for `limit`.
-    async fn idle_for(&self, limit: Duration) {
-        loop {
-            let deadline =
-                self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + limit;
+        let deadline = this.last_activity + this.idle;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        while timer.as_mut().poll(cx).is_ready() {
+            let deadline = this.last_activity + this.idle;
             if Instant::now() >= deadline {
-                return;
+                return Poll::Ready(Err(RelayError::Idle));
             }
-            tokio::time::sleep_until(deadline).await;
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
+    }
+}
+
+/// One direction's state.
+struct Half {
+    mode: CopyMode,
+    /// Read but not yet written (userspace): only non-empty while the receiver is slow.
+    pending: Vec<u8>,
+    /// Bytes sitting in `pipe` (splice).
+    in_pipe: usize,
+    pipe: Option<Pipe>,
+    total: u64,
+    /// EOF seen and passed on.
+    done: bool,
+}
+
+struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+}
+
+impl Half {
+    fn new(mode: CopyMode) -> Self {
+        Self {
+            mode,
+            pending: Vec::new(),
+            in_pipe: 0,
+            pipe: None,
+            total: 0,
+            done: false,
         }
     }
+
+    /// Moves bytes until blocked (Pending, wakers registered), EOF (Ready(Ok)) or error.
+    fn poll(
+        &mut self,
+        src: &TcpStream,
+        dst: &TcpStream,
+        counter: &Counter,
+        moved: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        let r = match self.mode {
+            CopyMode::Userspace => self.poll_userspace(src, dst, counter, moved, cx),
+            CopyMode::Splice => self.poll_splice(src, dst, counter, moved, cx),
+        };
+        if let Poll::Ready(Ok(())) = r {
+            self.done = true;
+            // Pass the half-close on: the peer sees EOF and may still answer the other way.
+            if let Err(e) = socket2::SockRef::from(dst).shutdown(Shutdown::Write)
+                && e.kind() != io::ErrorKind::NotConnected
+            {
+                return Poll::Ready(Err(e));
+            }
+        }
+        r
+    }
+
+    fn count(&mut self, n: usize, counter: &Counter, moved: &mut bool) {
+        self.total += n as u64;
+        counter.inc_by(n as u64);
+        *moved = true;
+    }
+
+    fn poll_userspace(
+        &mut self,
+        src: &TcpStream,
+        dst: &TcpStream,
+        counter: &Counter,
+        moved: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        loop {
+            while !self.pending.is_empty() {
+                ready!(dst.poll_write_ready(cx))?;
+                match dst.try_write(&self.pending) {
+                    Ok(n) => {
+                        self.pending.drain(..n.min(self.pending.len()));
+                        *moved = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if self.pending.capacity() > 0 {
+                self.pending = Vec::new();
+            }
+            ready!(src.poll_read_ready(cx))?;
+            let pending = &mut self.pending;
+            let step = SCRATCH.with(|scratch| -> io::Result<Option<usize>> {
+                let mut scratch = scratch.borrow_mut();
+                let n = match src.try_read(&mut scratch[..]) {
+                    Ok(0) => return Ok(None),
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Some(0)),
+                    Err(e) => return Err(e),
+                };
+                let data = scratch.get(..n).unwrap_or_default();
+                // Usually the receiver takes it all at once and nothing is kept.
+                let written = match dst.try_write(data) {
+                    Ok(w) => w,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+                    Err(e) => return Err(e),
+                };
+                pending.extend_from_slice(data.get(written..).unwrap_or_default());
+                Ok(Some(n))
+            })?;
+            match step {
+                None => return Poll::Ready(Ok(())),
+                Some(0) => {}
+                Some(n) => self.count(n, counter, moved),
+            }
+        }
+    }
+
+    fn poll_splice(
+        &mut self,
+        src: &TcpStream,
+        dst: &TcpStream,
+        counter: &Counter,
+        moved: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<()>> {
+        use nix::fcntl::{SpliceFFlags, splice};
+        let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
+        loop {
+            while self.in_pipe > 0 {
+                let Some(pipe) = &self.pipe else {
+                    self.in_pipe = 0;
+                    break;
+                };
+                ready!(dst.poll_write_ready(cx))?;
+                let wrote = dst.try_io(Interest::WRITABLE, || {
+                    splice(&pipe.read, None, dst, None, self.in_pipe, flags)
+                        .map_err(io::Error::from)
+                });
+                match wrote {
+                    Ok(n) => {
+                        self.in_pipe = self.in_pipe.saturating_sub(n);
+                        *moved = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            ready!(src.poll_read_ready(cx))?;
+            let pipe = match self.pipe.take() {
+                Some(p) => p,
+                None => take_pipe()?,
+            };
+            let read = src.try_io(Interest::READABLE, || {
+                splice(src, None, &pipe.write, None, SPLICE_CHUNK, flags).map_err(io::Error::from)
+            });
+            match read {
+                Ok(0) => {
+                    give_back_pipe(pipe);
+                    return Poll::Ready(Ok(()));
+                }
+                Ok(n) => {
+                    self.pipe = Some(pipe);
+                    self.in_pipe = n;
+                    self.count(n, counter, moved);
+                }
+                // Quiet for now: the (empty) pipe goes back to the pool.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => give_back_pipe(pipe),
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+fn take_pipe() -> io::Result<Pipe> {
+    use nix::fcntl::OFlag;
+    if let Some(p) = PIPES.with(|pool| pool.borrow_mut().pop()) {
+        return Ok(p);
+    }
+    let (read, write) =
+        nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    Ok(Pipe { read, write })
+}
+
+/// Only ever called with an empty pipe.
+fn give_back_pipe(pipe: Pipe) {
+    PIPES.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < PIPE_POOL_MAX {
+            pool.push(pipe);
+        }
+    });
 }
 
 #[cfg(test)]
@@ -322,6 +417,49 @@ mod tests {
         .await;
         assert!(matches!(r, Err(RelayError::Idle)), "{r:?}");
         assert!(started.elapsed() < Duration::from_secs(5));
+        Ok(())
+    }
+
+    fn open_fds() -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn idle_splice_relays_hold_no_pipes() -> io::Result<()> {
+        const N: usize = 20;
+        let before = open_fds();
+        let mut ends = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..N {
+            let (mut client, proxy_client, proxy_up, mut upstream) = pairs().await?;
+            tasks.push(tokio::spawn(async move {
+                let c = counters();
+                let _ = relay(
+                    &proxy_client,
+                    &proxy_up,
+                    CopyMode::Splice,
+                    Duration::from_secs(30),
+                    &c,
+                )
+                .await;
+            }));
+            client.write_all(b"hello").await?;
+            let mut got = [0u8; 5];
+            upstream.read_exact(&mut got).await?;
+            ends.push((client, upstream));
+        }
+        // Four sockets per relay; pipes only as many as the pool keeps, not two per relay.
+        let extra = open_fds().saturating_sub(before);
+        assert!(
+            extra <= N * 4 + 8,
+            "{extra} descriptors for {N} idle relays"
+        );
+        drop(ends);
+        for t in tasks {
+            let _ = t.await;
+        }
         Ok(())
     }
 }

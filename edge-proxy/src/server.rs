@@ -320,15 +320,20 @@ async fn serve(
             .rejected(Rejection::HandshakeEvicted.as_str());
     }
     shared.metrics.set_handshakes(shared.gate.pending());
-    let hello = tokio::select! {
-        r = tokio::time::timeout(limits.handshake_timeout(), read_hello(stream, limits.max_hello_bytes)) => match r {
-            Ok(r) => r,
-            Err(_) => Err(Refused::Limit(Rejection::HandshakeTimeout)),
-        },
-        // Already counted by `enter` in the connection that pushed this one out.
-        () = ticket.evicted() => Err(Refused::Gone),
-        () = shared.hard_stop.cancelled() => Err(Refused::Gone),
-    };
+    // Boxed, like the upstream connect below: these phases' futures are large and short-lived,
+    // and left inline they would size every connection's task for its whole life.
+    let hello = Box::pin(async {
+        tokio::select! {
+            r = tokio::time::timeout(limits.handshake_timeout(), read_hello(stream, limits.max_hello_bytes)) => match r {
+                Ok(r) => r,
+                Err(_) => Err(Refused::Limit(Rejection::HandshakeTimeout)),
+            },
+            // Already counted by `enter` in the connection that pushed this one out.
+            () = ticket.evicted() => Err(Refused::Gone),
+            () = shared.hard_stop.cancelled() => Err(Refused::Gone),
+        }
+    })
+    .await;
     drop(ticket);
     shared.metrics.set_handshakes(shared.gate.pending());
     let (buffered, sni) = hello?;
@@ -340,7 +345,7 @@ async fn serve(
         .admission
         .acquire(&route.name, route.limits, limits.max_connections)
         .ok_or(Refused::Limit(Rejection::RouteFull))?;
-    let upstream = connect(&route.group, limits.connect_timeout())
+    let upstream = Box::pin(connect(&route.group, limits.connect_timeout()))
         .await
         .ok_or(Refused::Limit(Rejection::UpstreamUnavailable))?;
     let _ = upstream.set_nodelay(true);
