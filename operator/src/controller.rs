@@ -340,6 +340,31 @@ pub fn writes(
     w
 }
 
+async fn write_all(ctx: &Context, ps: &Protostar, rctx: &Ctx<'_>, w: &Writes) -> Result<()> {
+    for obj in &w.create {
+        create(ctx, rctx.namespace, obj).await?;
+        if obj.kind == Kind::Job {
+            let note = format!("running {} to migrate to {}", obj.name, ps.spec.version);
+            publish(
+                ctx,
+                ps,
+                EventType::Normal,
+                "MigrationStarted",
+                "Migrate",
+                note,
+            )
+            .await;
+        }
+    }
+    for obj in &w.apply {
+        server_side_apply(ctx, rctx.namespace, obj).await?;
+    }
+    for (kind, name) in &w.delete {
+        delete(ctx, rctx.namespace, *kind, name).await?;
+    }
+    Ok(())
+}
+
 async fn apply(ps: &Protostar, ctx: &Context) -> Result<Action> {
     let Some(rctx) = Ctx::from_resource(ps) else {
         return Err(Error::MissingIdentity);
@@ -371,27 +396,9 @@ async fn apply(ps: &Protostar, ctx: &Context) -> Result<Action> {
     let desired = plan::desired(&rctx, &rollout);
     let w = writes(&rctx, &rollout, desired, generated, &observed);
 
-    for obj in &w.create {
-        create(ctx, rctx.namespace, obj).await?;
-        if obj.kind == Kind::Job {
-            publish(
-                ctx,
-                ps,
-                EventType::Normal,
-                "MigrationStarted",
-                "Migrate",
-                format!("running {} to migrate to {}", obj.name, ps.spec.version),
-            )
-            .await;
-        }
-    }
-    for obj in &w.apply {
-        server_side_apply(ctx, rctx.namespace, obj).await?;
-    }
-    for (kind, name) in &w.delete {
-        delete(ctx, rctx.namespace, *kind, name).await?;
-    }
-
+    // A failed write stops the others, is reported in the status, and then fails the
+    // reconcile so that it is retried with backoff.
+    let failed = write_all(ctx, ps, &rctx, &w).await.err();
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     let status = status::compute(
         &rctx,
@@ -399,11 +406,15 @@ async fn apply(ps: &Protostar, ctx: &Context) -> Result<Action> {
         previous,
         &rollout,
         &observed,
+        failed.as_ref().map(ToString::to_string).as_deref(),
         &now,
     );
     if previous != Some(&status) {
         write_status(ctx, ps, &status).await?;
         announce(ctx, ps, previous, &status).await;
+    }
+    if let Some(err) = failed {
+        return Err(err);
     }
 
     let busy = status::condition(&status, status::PROGRESSING).is_some_and(|c| c.status == "True")

@@ -43,6 +43,8 @@ struct State {
     objects: BTreeMap<String, BTreeMap<String, Value>>,
     calls: Vec<Call>,
     missing_groups: BTreeSet<String>,
+    /// Plurals whose writes are refused (as by an admission webhook).
+    refused: BTreeSet<String>,
     revision: u64,
 }
 
@@ -211,6 +213,11 @@ impl FakeApi {
         self.state().missing_groups.insert(group.to_owned());
     }
 
+    /// Refuses every write to a resource (by plural) with 422, as an admission webhook might.
+    pub fn refuse_writes(&self, plural: &str) {
+        self.state().refused.insert(plural.to_owned());
+    }
+
     /// Puts an object in place, as if created earlier.
     pub fn insert(&self, mut obj: Value) {
         let api_version = obj["apiVersion"].as_str().unwrap_or("v1").to_owned();
@@ -296,7 +303,13 @@ impl FakeApi {
             ["namespaces", ns, plural, name, sub] => (*ns, *plural, Some(*name), Some(*sub)),
             _ => return status(StatusCode::NOT_FOUND, "NotFound", "unsupported path"),
         };
-        let _ = namespace;
+        if method != "GET" && state.refused.contains(plural) {
+            return status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "denied by the admission webhook",
+            );
+        }
         let coll = format!("/{}", segments[..segments.len() - rest.len()].join("/"))
             + &format!("/namespaces/{namespace}/{plural}");
         state.revision += 1;

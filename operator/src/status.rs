@@ -232,13 +232,14 @@ fn components(ctx: &Ctx<'_>, rollout: &Rollout, observed: &Observed) -> Vec<Cond
     out
 }
 
-/// The whole status for this reconcile.
+/// The whole status for this reconcile. `failure` is a write the reconcile could not make.
 pub fn compute(
     ctx: &Ctx<'_>,
     generation: Option<i64>,
     previous: Option<&ProtostarStatus>,
     rollout: &Rollout,
     observed: &Observed,
+    failure: Option<&str>,
     now: &Time,
 ) -> ProtostarStatus {
     let spec = ctx.spec;
@@ -258,7 +259,9 @@ pub fn compute(
     let serving = version.clone().unwrap_or_else(|| "nothing".into());
     let on_target = version.as_deref() == Some(spec.version.as_str());
 
-    let degraded = if let Phase::Failed(why) = &rollout.phase {
+    let degraded = if let Some(failure) = failure {
+        cond(DEGRADED, true, "WriteFailed", failure)
+    } else if let Phase::Failed(why) = &rollout.phase {
         cond(
             DEGRADED,
             true,

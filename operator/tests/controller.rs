@@ -568,3 +568,48 @@ async fn the_running_controller_watches_its_kinds_and_reconciles() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_refused_write_is_reported_in_the_status_and_retried() {
+    let h = Harness::new(&Fixture::new("1.0.0"));
+    h.fake.refuse_writes("networkpolicies");
+    let result = controller::reconcile(Arc::new(h.stored()), h.ctx.clone()).await;
+    let err = result.expect_err("the reconcile fails, so it is retried with backoff");
+    assert_eq!(err.metric_label(), "write");
+    let calls: Vec<String> = h
+        .fake
+        .take_calls()
+        .iter()
+        .map(|c| normalise(c.to_string()))
+        .collect();
+    let mut want = lists();
+    want.extend([
+        create(Kind::Secret),
+        create(Kind::Secret),
+        create(Kind::Secret),
+        create(Kind::Job),
+        event(),
+    ]);
+    for (kind, name) in [
+        (Kind::ConfigMap, "ps-config"),
+        (Kind::CnpgCluster, "ps-db"),
+        (Kind::RabbitmqCluster, "ps-broker"),
+        (Kind::Deployment, "ps-redis"),
+        (Kind::Service, "ps-redis"),
+        (Kind::NetworkPolicy, "ps-default-deny"),
+    ] {
+        want.push(apply(kind, name));
+    }
+    // The first refused write stops the rest; the status says why, with an event.
+    want.extend([status_write(), event()]);
+    assert_eq!(calls, want);
+    let (degraded, reason, message) = condition(&h.stored(), status::DEGRADED);
+    assert_eq!(
+        (degraded.as_str(), reason.as_str()),
+        ("True", "WriteFailed")
+    );
+    assert!(
+        message.contains("NetworkPolicy ps-default-deny"),
+        "{message}"
+    );
+}
