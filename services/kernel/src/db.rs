@@ -98,7 +98,13 @@ impl Database {
         if !valid_schema(schema) {
             return Err(DbError::BadSchema(schema.to_owned()));
         }
-        let options = PgConnectOptions::from_str(config.url.expose()).map_err(DbError::BadUrl)?;
+        let url = config.url.expose();
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(DbError::BadUrl(sqlx::Error::Configuration(
+                "the URL must start with postgres:// or postgresql://".into(),
+            )));
+        }
+        let options = PgConnectOptions::from_str(url).map_err(DbError::BadUrl)?;
         let search_path: Arc<str> = format!("SET search_path TO {schema}, public").into();
         let pool = PgPoolOptions::new()
             .max_connections(config.max_connections)

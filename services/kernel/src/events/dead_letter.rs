@@ -50,7 +50,9 @@ pub(crate) async fn park(
     .bind(consumer)
     .bind(event.map(|e| e.id))
     .bind(event.map(|e| e.event_type.clone()))
-    .bind(String::from_utf8_lossy(payload).into_owned())
+    // PostgreSQL text holds no NUL; a junk message must still be parkable, or it would come
+    // back forever.
+    .bind(String::from_utf8_lossy(payload).replace('\0', "\u{FFFD}"))
     .bind(reason)
     .bind(i32::try_from(attempts).unwrap_or(i32::MAX))
     .execute(&mut *tx)

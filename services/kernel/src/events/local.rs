@@ -17,6 +17,8 @@ struct Delivery {
 }
 
 struct Registered {
+    /// Tells a consumer's registration from that of a later one with the same name.
+    id: u64,
     name: String,
     patterns: Vec<String>,
     inbox: mpsc::Sender<Delivery>,
@@ -27,6 +29,7 @@ pub struct LocalBus {
     consumers: Arc<RwLock<Vec<Registered>>>,
 }
 
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 const REQUEUE_DELAY: Duration = Duration::from_millis(500);
 const CONCURRENCY: usize = 16;
 
@@ -75,9 +78,11 @@ impl LocalBus {
 
     pub fn start_consumer(&self, sub: Subscription, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel::<Delivery>(CONCURRENCY * 4);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut cs) = self.consumers.write() {
             cs.retain(|c| c.name != sub.name);
             cs.push(Registered {
+                id,
                 name: sub.name.clone(),
                 patterns: sub.patterns.clone(),
                 inbox: tx,
@@ -100,7 +105,7 @@ impl LocalBus {
                 });
             }
             if let Ok(mut cs) = consumers.write() {
-                cs.retain(|c| c.name != sub.name);
+                cs.retain(|c| c.id != id);
             }
         })
     }

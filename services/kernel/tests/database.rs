@@ -1,0 +1,75 @@
+//! Pools, schemas and migrations against the real PostgreSQL of the test stack.
+
+mod common;
+
+use kernel::db::{Database, DatabaseConfig};
+use kernel::testing::TestDb;
+
+#[tokio::test]
+async fn each_service_has_its_own_schema_and_migrations() {
+    let test_db = TestDb::new().await;
+    let chat = Database::connect_lazy(&test_db.config(), "chat").unwrap();
+    let ai = Database::connect_lazy(&test_db.config(), "ai").unwrap();
+    assert!(chat.check().await.unwrap_err().contains("migrations"));
+
+    chat.migrate(None).await.unwrap();
+    // Twice is a no-op, as it must be when every replica migrates at start.
+    chat.migrate(None).await.unwrap();
+    ai.migrate(None).await.unwrap();
+    chat.check().await.unwrap();
+
+    sqlx::query("CREATE TABLE only_in_chat (x int)").execute(chat.pool()).await.unwrap();
+    let err = sqlx::query("SELECT * FROM only_in_chat").execute(ai.pool()).await.unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(ai.pool()).await.unwrap();
+    assert_eq!(schema, "ai");
+    // The kernel's tables exist in both schemas, with their own history table.
+    for s in ["chat", "ai"] {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 \
+             AND table_name IN ('outbox', 'processed_events', 'dead_letters', '_kernel_migrations')",
+        )
+        .bind(s)
+        .fetch_one(chat.pool())
+        .await
+        .unwrap();
+        assert_eq!(n, 4, "schema {s}");
+    }
+    // The extensions the services need are there.
+    let ext: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname IN ('vector', 'pg_trgm')")
+        .fetch_one(chat.pool())
+        .await
+        .unwrap();
+    assert_eq!(ext, 2);
+}
+
+#[tokio::test]
+async fn a_replica_sees_migrations_done_by_the_job() {
+    let test_db = TestDb::new().await;
+    let job = Database::connect_lazy(&test_db.config(), "user_svc").unwrap();
+    let replica = Database::connect_lazy(&test_db.config(), "user_svc").unwrap();
+    assert!(!replica.verify_migrated(None).await.unwrap());
+    job.migrate(None).await.unwrap();
+    assert!(replica.verify_migrated(None).await.unwrap());
+    replica.check().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_reported_not_fatal() {
+    // Port 1 on loopback: nothing listens there.
+    let mut config = DatabaseConfig::new("postgres://postgres@127.0.0.1:1/postgres");
+    config.acquire_timeout_secs = 1;
+    let db = Database::connect_lazy(&config, "chat").unwrap();
+    let err = db.check().await.unwrap_err();
+    assert!(err.contains("database unreachable"), "{err}");
+}
+
+#[tokio::test]
+async fn bad_names_and_urls_are_refused() {
+    let config = DatabaseConfig::new("postgres://postgres@127.0.0.1:1/postgres");
+    assert!(Database::connect_lazy(&config, "Chat; DROP").is_err());
+    let bad = DatabaseConfig::new("mysql://nope");
+    let err = Database::connect_lazy(&bad, "chat").unwrap_err().to_string();
+    assert!(err.contains("database.url"), "{err}");
+}
