@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use protostar_crds::Protostar;
 use protostar_operator::controller::{self, Context};
 use protostar_operator::fake_api::{FakeApi, collection};
+use protostar_operator::kind::Kind;
 use protostar_operator::metrics::Metrics;
+use protostar_operator::render::{Ctx, migration, plan};
+use protostar_operator::status::{self, Observed};
 use serde_json::{Value, json};
 
 const NS: &str = "bench";
@@ -114,6 +117,51 @@ fn settle(fake: &FakeApi) {
     }
 }
 
+/// The decision alone, without I/O: render, diff against the observed objects, compute the
+/// status — what a reconcile costs beyond its API calls.
+fn decide(fake: &FakeApi) -> anyhow::Result<Sample> {
+    let ps = stored(fake).ok_or_else(|| anyhow::anyhow!("fixture missing"))?;
+    let mut observed = Observed::default();
+    for kind in Kind::ALL {
+        let (_, _, _, plural) = kind.gvk();
+        observed.by_kind.insert(
+            kind,
+            fake.list(&collection(&kind.api_version(), plural, NS)),
+        );
+    }
+    let started = Instant::now();
+    let ctx = Ctx::from_resource(&ps).ok_or_else(|| anyhow::anyhow!("no namespace"))?;
+    let job = observed.get(Kind::Job, &migration::name(&ctx, &ps.spec.version));
+    let previous = ps.status.as_ref();
+    let rollout = plan::rollout(
+        &ps.spec.version,
+        previous.and_then(|s| s.migrated_version.as_deref()),
+        migration::phase(job),
+        false,
+    );
+    let desired = plan::desired(&ctx, &rollout);
+    let w = controller::writes(&ctx, &rollout, desired, Vec::new(), &observed);
+    let now =
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now());
+    let st = status::compute(
+        &ctx,
+        ps.metadata.generation,
+        previous,
+        &rollout,
+        &observed,
+        None,
+        &now,
+    );
+    let took = started.elapsed();
+    let writes =
+        w.create.len() + w.apply.len() + w.delete.len() + usize::from(previous != Some(&st));
+    Ok(Sample {
+        took,
+        reads: 0,
+        writes,
+    })
+}
+
 fn summary(name: &str, samples: &mut [Sample]) {
     samples.sort_by_key(|s| s.took);
     let pick = |q: f64| {
@@ -144,6 +192,7 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or(200);
     let mut first = Vec::with_capacity(rounds);
     let mut converged = Vec::with_capacity(rounds);
+    let mut decisions = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let (client, fake) = FakeApi::start();
         fake.insert(fixture());
@@ -163,10 +212,12 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("a converged reconcile wrote {} times", c.writes);
         }
         converged.push(c);
+        decisions.push(decide(&fake)?);
     }
     println!("| reconcile | runs | min ms | median ms | p95 ms | reads (lists) | writes |");
     println!("|---|---|---|---|---|---|---|");
     summary("first (empty namespace)", &mut first);
     summary("converged (nothing to do)", &mut converged);
+    summary("converged, decision only (no I/O)", &mut decisions);
     Ok(())
 }
