@@ -216,6 +216,21 @@ async fn observe(client: &Client, rctx: &Ctx<'_>) -> Result<Observed> {
 }
 
 async fn create(ctx: &Context, namespace: &str, obj: &Object) -> Result<()> {
+    // A generated Secret not seen by the labelled list may still exist without our labels: one
+    // made by hand to choose the credentials. It is never overwritten, and looking first keeps
+    // such a resource from costing a refused create on every reconcile.
+    if obj.kind == Kind::Secret {
+        let found = api(&ctx.client, namespace, obj.kind)
+            .get_opt(&obj.name)
+            .await
+            .map_err(|source| Error::List {
+                kind: obj.kind,
+                source: Box::new(source),
+            })?;
+        if found.is_some() {
+            return Ok(());
+        }
+    }
     let body: DynamicObject =
         serde_json::from_value(obj.body.clone()).map_err(|source| Error::Decode {
             kind: obj.kind,

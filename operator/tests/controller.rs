@@ -199,14 +199,26 @@ fn condition(ps: &Protostar, type_: &str) -> (String, String, String) {
     (c.status.clone(), c.reason.clone(), c.message.clone())
 }
 
+/// Generated Secrets, created once; each is looked up by name first, as it may exist unlabelled.
+fn generated_secrets() -> Vec<String> {
+    [
+        "ps-signing-keys",
+        "ps-db-credentials",
+        "ps-broker-credentials",
+    ]
+    .into_iter()
+    .flat_map(|s| {
+        [
+            format!("GET {}/{s}", coll(Kind::Secret)),
+            create(Kind::Secret),
+        ]
+    })
+    .collect()
+}
+
 fn first_reconcile_calls() -> Vec<String> {
     let mut want = lists();
-    // Generated Secrets, created once.
-    want.extend([
-        create(Kind::Secret),
-        create(Kind::Secret),
-        create(Kind::Secret),
-    ]);
+    want.extend(generated_secrets());
     // The migration Job of 1.0.0, and its event.
     want.extend([create(Kind::Job), event()]);
     want.push(apply(Kind::ConfigMap, "ps-config"));
@@ -583,13 +595,8 @@ async fn a_refused_write_is_reported_in_the_status_and_retried() {
         .map(|c| normalise(c.to_string()))
         .collect();
     let mut want = lists();
-    want.extend([
-        create(Kind::Secret),
-        create(Kind::Secret),
-        create(Kind::Secret),
-        create(Kind::Job),
-        event(),
-    ]);
+    want.extend(generated_secrets());
+    want.extend([create(Kind::Job), event()]);
     for (kind, name) in [
         (Kind::ConfigMap, "ps-config"),
         (Kind::CnpgCluster, "ps-db"),
@@ -612,4 +619,22 @@ async fn a_refused_write_is_reported_in_the_status_and_retried() {
         message.contains("NetworkPolicy ps-default-deny"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_secret_made_by_hand_is_kept_and_costs_no_write() {
+    let h = Harness::new(&Fixture::new("1.0.0"));
+    // Made before the Protostar, without the operator's labels, to choose the password.
+    h.fake.insert(json!({"apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": "ps-db-credentials", "namespace": NS},
+        "stringData": {"username": "protostar", "password": "chosen", "url": "postgres://protostar:chosen@db/protostar"}}));
+    h.converge().await;
+    let kept = h
+        .fake
+        .get(&coll(Kind::Secret), "ps-db-credentials")
+        .expect("still there");
+    assert_eq!(kept["stringData"]["password"], "chosen");
+    let mut want = lists();
+    want.push(format!("GET {}/ps-db-credentials", coll(Kind::Secret)));
+    assert_eq!(h.reconcile().await, want, "one look, no write");
 }
