@@ -225,3 +225,23 @@ pub async fn bind(addr: &str, key: &str) -> Result<TcpListener, crate::ConfigErr
         .await
         .map_err(|e| crate::ConfigError::key(key, format!("cannot listen on {addr}: {e}")))
 }
+
+/// Installs rustls's ring provider as the process default, once. Every TLS client in the
+/// process (reqwest, S3) needs one, and choosing it here keeps aws-lc out of the build.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The outgoing HTTP client every service uses (JWKS, upstreams, model providers).
+pub fn client(timeout: std::time::Duration) -> reqwest::Client {
+    install_crypto_provider();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        // Building fails only when the TLS backend cannot initialise, which the provider above
+        // rules out; a client without a timeout is the safe fallback.
+        .unwrap_or_else(|_| reqwest::Client::new())
+}

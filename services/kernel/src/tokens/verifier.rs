@@ -90,11 +90,10 @@ pub struct HttpKeySource {
 
 impl HttpKeySource {
     pub fn new(url: impl Into<String>) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_default();
-        Self { client, url: url.into() }
+        Self {
+            client: crate::http::client(Duration::from_secs(5)),
+            url: url.into(),
+        }
     }
 }
 

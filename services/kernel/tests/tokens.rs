@@ -1,0 +1,184 @@
+//! Access-token verification against a JWKS served over real HTTP, with every forgery we know.
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePrivateKey;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, OctetKeyPairParameters, OctetKeyPairType,
+};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use kernel::tokens::{AuthConfig, Claims, HttpKeySource, Role, TokenError, TokenVerifier};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Key {
+    kid: String,
+    signing: SigningKey,
+}
+
+impl Key {
+    fn new(kid: &str) -> Self {
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+        Self {
+            kid: kid.into(),
+            signing: SigningKey::from_bytes(&seed),
+        }
+    }
+
+    fn jwk(&self) -> Jwk {
+        Jwk {
+            common: CommonParameters {
+                key_id: Some(self.kid.clone()),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: B64.encode(self.signing.verifying_key().as_bytes()),
+            }),
+        }
+    }
+
+    fn sign(&self, claims: &Claims) -> String {
+        let der = self.signing.to_pkcs8_der().unwrap();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
+    }
+}
+
+fn claims(offset_exp: i64) -> Claims {
+    let now = chrono::Utc::now().timestamp();
+    Claims {
+        sub: "user-1".into(),
+        role: Role::Stargazer,
+        iss: "protostar".into(),
+        aud: "protostar".into(),
+        exp: now + offset_exp,
+        iat: now,
+        nbf: None,
+        jti: uuid::Uuid::new_v4().to_string(),
+    }
+}
+
+/// Serves the given key set at /.well-known/jwks.json on a loopback port; counts fetches.
+async fn jwks_server(keys: Arc<Mutex<JwkSet>>, fetches: Arc<Mutex<u32>>) -> String {
+    let app = Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            let keys = keys.clone();
+            let fetches = fetches.clone();
+            async move {
+                *fetches.lock().unwrap() += 1;
+                axum::Json(keys.lock().unwrap().clone())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/.well-known/jwks.json")
+}
+
+async fn setup() -> (Key, TokenVerifier, Arc<Mutex<JwkSet>>, Arc<Mutex<u32>>) {
+    let key = Key::new("k1");
+    let set = Arc::new(Mutex::new(JwkSet { keys: vec![key.jwk()] }));
+    let fetches = Arc::new(Mutex::new(0));
+    let url = jwks_server(set.clone(), fetches.clone()).await;
+    let verifier = TokenVerifier::new(HttpKeySource::new(url), &AuthConfig::default());
+    (key, verifier, set, fetches)
+}
+
+#[tokio::test]
+async fn a_genuine_token_verifies() {
+    let (key, verifier, _, _) = setup().await;
+    let c = claims(600);
+    assert_eq!(verifier.verify(&key.sign(&c)).await.unwrap(), c);
+}
+
+#[tokio::test]
+async fn forged_tokens_are_refused() {
+    let (key, verifier, _, _) = setup().await;
+    let good = key.sign(&claims(600));
+    let parts: Vec<&str> = good.split('.').collect();
+
+    // alg: none, with the signature stripped.
+    let none_header = B64.encode(br#"{"alg":"none","typ":"JWT","kid":"k1"}"#);
+    let none = format!("{none_header}.{}.", parts[1]);
+    assert!(verifier.verify(&none).await.is_err());
+
+    // HS256 "signed" with the public key as the HMAC secret.
+    let public = key.signing.verifying_key().to_bytes();
+    let mut hs_header = Header::new(Algorithm::HS256);
+    hs_header.kid = Some("k1".into());
+    let hs = jsonwebtoken::encode(&hs_header, &claims(600), &EncodingKey::from_secret(&public)).unwrap();
+    assert_eq!(verifier.verify(&hs).await.unwrap_err(), TokenError::WrongAlgorithm);
+
+    // Expired (beyond the leeway) and not yet valid.
+    assert_eq!(verifier.verify(&key.sign(&claims(-120))).await.unwrap_err(), TokenError::Expired);
+    let mut early = claims(600);
+    early.nbf = Some(chrono::Utc::now().timestamp() + 300);
+    assert_eq!(verifier.verify(&key.sign(&early)).await.unwrap_err(), TokenError::NotYetValid);
+
+    // Someone else's audience or issuer.
+    let mut aud = claims(600);
+    aud.aud = "another-app".into();
+    assert_eq!(verifier.verify(&key.sign(&aud)).await.unwrap_err(), TokenError::WrongIssuerOrAudience);
+    let mut iss = claims(600);
+    iss.iss = "https://evil.example".into();
+    assert_eq!(verifier.verify(&key.sign(&iss)).await.unwrap_err(), TokenError::WrongIssuerOrAudience);
+
+    // A key we never published.
+    let stranger = Key::new("k-unknown");
+    assert_eq!(verifier.verify(&stranger.sign(&claims(600))).await.unwrap_err(), TokenError::UnknownKid);
+    // Our kid, another key.
+    let impostor = Key::new("k1");
+    assert_eq!(verifier.verify(&impostor.sign(&claims(600))).await.unwrap_err(), TokenError::Invalid);
+
+    // A payload edited after signing: the role raised to admin.
+    let mut payload: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    payload["role"] = "admin".into();
+    let tampered = format!("{}.{}.{}", parts[0], B64.encode(payload.to_string()), parts[2]);
+    assert_eq!(verifier.verify(&tampered).await.unwrap_err(), TokenError::Invalid);
+
+    for garbage in ["", "abc", "a.b.c", "....", "eyJhbGciOiJFZERTQSJ9.e30", &"x".repeat(10_000)] {
+        assert!(verifier.verify(garbage).await.is_err(), "{garbage}");
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_once_and_made_up_kids_cannot_flood_the_jwks() {
+    let (old, verifier, set, fetches) = setup().await;
+    let verifier = verifier.with_refresh_floor(Duration::from_millis(300));
+    verifier.verify(&old.sign(&claims(600))).await.unwrap();
+    assert_eq!(*fetches.lock().unwrap(), 1);
+
+    // Rotation: the new key is published beside the old one.
+    let new = Key::new("k2");
+    set.lock().unwrap().keys.push(new.jwk());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    verifier.verify(&new.sign(&claims(600))).await.unwrap();
+    verifier.verify(&old.sign(&claims(600))).await.unwrap();
+    assert_eq!(*fetches.lock().unwrap(), 2);
+
+    // A hundred tokens with invented kids inside the refresh floor cost no fetch at all.
+    for i in 0..100 {
+        let k = Key::new(&format!("made-up-{i}"));
+        assert_eq!(verifier.verify(&k.sign(&claims(600))).await.unwrap_err(), TokenError::UnknownKid);
+    }
+    assert!(*fetches.lock().unwrap() <= 3, "{} fetches", fetches.lock().unwrap());
+}
+
+#[tokio::test]
+async fn unreachable_keys_are_a_distinct_error() {
+    let verifier = TokenVerifier::new(HttpKeySource::new("http://127.0.0.1:1/jwks.json"), &AuthConfig::default());
+    let key = Key::new("k1");
+    assert!(matches!(
+        verifier.verify(&key.sign(&claims(600))).await.unwrap_err(),
+        TokenError::KeysUnavailable(_)
+    ));
+}
