@@ -214,15 +214,19 @@ fn from_figment(section: &str, error: figment::Error) -> ConfigError {
     let errors = error
         .into_iter()
         .map(|e| {
-            let mut path: Vec<String> = Vec::new();
-            if !section.is_empty() {
-                path.extend(section.split('.').map(str::to_owned));
+            // figment appends the section's own path after the field's (`with_path`), so drop
+            // that suffix and put the section in front.
+            let section_parts: Vec<String> = section
+                .split('.')
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let mut inner = e.path.clone();
+            if inner.ends_with(&section_parts) {
+                inner.truncate(inner.len() - section_parts.len());
             }
-            for p in &e.path {
-                if path.last() != Some(p) || !section.ends_with(p.as_str()) {
-                    path.push(p.clone());
-                }
-            }
+            let mut path = section_parts;
+            path.extend(inner);
             let key = match &e.kind {
                 // serde reports a missing field beside the path of its parent.
                 figment::error::Kind::MissingField(field) => {
@@ -286,8 +290,8 @@ mod tests {
         ]))
         .unwrap();
         let err = src.section::<Db>("database").unwrap_err().to_string();
-        assert!(err.contains("database.max_connections"), "{err}");
-        assert!(err.contains("PROTOSTAR_DATABASE__MAX_CONNECTIONS"), "{err}");
+        assert!(err.contains("`database.max_connections`"), "{err}");
+        assert!(err.contains("PROTOSTAR_DATABASE__MAX_CONNECTIONS)"), "{err}");
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod testing;
 pub mod events;
 pub mod blob;
 pub mod tokens;
+pub mod service;
