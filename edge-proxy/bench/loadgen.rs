@@ -1,8 +1,14 @@
 //! Load generator and upstream for `bench/run.sh`: one program so the TLS stack on both
 //! ends is the same whichever proxy (or none) sits between them.
 //!
-//! Protocol over TLS: the client writes a big-endian u64 `n`, the server answers `n` bytes.
-//! `serve` listens on two ports, one expecting a PROXY v2 header first.
+//! Protocol over TLS: the client writes a big-endian u64 `n`, the server answers `n` bytes;
+//! with the top bit set, the server then closes. `serve` listens on two ports, one expecting a
+//! PROXY v2 header first.
+//!
+//! The connection-rate test lets the server close first, as an HTTP server with
+//! `Connection: close` does: TIME_WAIT then sits on listening ports, and tens of thousands of
+//! short connections do not exhaust the ephemeral ports of the client and the proxy (which
+//! otherwise slows every later connect and makes the figures drift).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -122,8 +128,10 @@ async fn main() -> anyhow::Result<()> {
                     while Instant::now() < until {
                         let r = async {
                             let mut s = open(&c, addr, &sni).await?;
-                            fetch(&mut s, 1).await?;
-                            s.shutdown().await?;
+                            fetch(&mut s, CLOSE_AFTER | 1).await?;
+                            let mut rest = Vec::new();
+                            // The server's close_notify and FIN.
+                            let _ = s.read_to_end(&mut rest).await;
                             anyhow::Ok(())
                         }
                         .await;
@@ -223,8 +231,15 @@ async fn open(
         .await?)
 }
 
-async fn fetch(s: &mut tokio_rustls::client::TlsStream<TcpStream>, n: u64) -> anyhow::Result<u64> {
-    s.write_all(&n.to_be_bytes()).await?;
+/// Request flag: close the connection after answering.
+const CLOSE_AFTER: u64 = 1 << 63;
+
+async fn fetch(
+    s: &mut tokio_rustls::client::TlsStream<TcpStream>,
+    request: u64,
+) -> anyhow::Result<u64> {
+    s.write_all(&request.to_be_bytes()).await?;
+    let n = request & !CLOSE_AFTER;
     s.flush().await?;
     let mut buf = vec![0u8; 256 * 1024];
     let mut got = 0u64;
@@ -293,7 +308,8 @@ async fn answer(mut s: TcpStream, acceptor: TlsAcceptor, pp: bool) -> anyhow::Re
         if tls.read_exact(&mut n).await.is_err() {
             return Ok(());
         }
-        let mut left = u64::from_be_bytes(n);
+        let request = u64::from_be_bytes(n);
+        let mut left = request & !CLOSE_AFTER;
         while left > 0 {
             let chunk = usize::try_from(left.min(zeros.len() as u64))?;
             tls.write_all(zeros.get(..chunk).unwrap_or_default())
@@ -301,5 +317,9 @@ async fn answer(mut s: TcpStream, acceptor: TlsAcceptor, pp: bool) -> anyhow::Re
             left -= chunk as u64;
         }
         tls.flush().await?;
+        if request & CLOSE_AFTER != 0 {
+            tls.shutdown().await?;
+            return Ok(());
+        }
     }
 }

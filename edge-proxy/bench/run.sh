@@ -5,8 +5,8 @@
 # userspace copy loop, protostar-edge with splice(2), and HAProxy configured the same way
 # (mode tcp, req.ssl_sni routing, send-proxy-v2):
 #   - bulk throughput of one established TLS connection (MiB/s, best of 3 x 1 GiB)
-# (each of these three is the median of REPS=3 interleaved rounds)
-#   - new TLS connections per second with SNI routing (8 concurrent clients, 10 s)
+# (each of these three is the median of REPS=5 interleaved rounds)
+#   - new TLS connections per second with SNI routing (8 concurrent clients, 6 s)
 #   - round-trip latency of 1-byte requests on one connection (p50/p99, µs)
 #   - RSS of the proxy holding IDLE_CONNS idle TLS connections
 # The load generator and the TLS upstream are bench/loadgen.rs (rustls on both ends), so
@@ -134,10 +134,18 @@ declare -A BULK RATE P50 P99 RSS0 RSS
 for t in "${TARGETS[@]}"; do
     [ -n "${PID[$t]:-}" ] && RSS0[$t]=$(rss_kib "${PID[$t]}")
 done
+# Waits (at most a minute) for TIME_WAIT sockets on ephemeral ports (from the idle test,
+# whose client closes first) to clear, so each measurement starts from the same state.
+settle() {
+    for _ in $(seq 60); do
+        [ "$(ss -Htan state time-wait sport ge :32768 | wc -l)" -lt 1000 ] && return 0
+        sleep 1
+    done
+}
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # Interleave targets within each round so drift in machine load hits all alike; report the
 # median of REPS rounds.
-REPS="${REPS:-3}"
+REPS="${REPS:-5}"
 declare -A BULKS RATES P50S P99S
 for r in $(seq "$REPS"); do
     for t in "${TARGETS[@]}"; do
@@ -146,7 +154,8 @@ for r in $(seq "$REPS"); do
         echo "round $r bulk $t $v MiB/s" >&2
     done
     for t in "${TARGETS[@]}"; do
-        v=$("$LG" rate "${ADDR[$t]}" "$SNI" "$CERT")
+        settle
+        v=$("$LG" rate "${ADDR[$t]}" "$SNI" "$CERT" --secs 6)
         RATES[$t]+="$v "
         echo "round $r rate $t $v/s" >&2
     done
@@ -164,6 +173,7 @@ for t in "${TARGETS[@]}"; do
     P99[$t]=$(echo "${P99S[$t]}" | median)
 done
 for t in edge-userspace edge-splice haproxy; do
+    settle
     "$LG" idle "${ADDR[$t]}" "$SNI" "$CERT" --count "$IDLE_CONNS" --hold-secs 600 >"$WORK/idle.out" &
     IDLE=$!
     for _ in $(seq 1200); do
