@@ -226,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
         converged.push(c);
         decisions.push(decide(&fake)?);
     }
-    println!("| reconcile | runs | min ms | median ms | p95 ms | reads (lists) | writes |");
+    println!("| reconcile | runs | min ms | median ms | p95 ms | reads | writes |");
     println!("|---|---|---|---|---|---|---|");
     summary("first (empty namespace)", &mut first);
     summary("converged (nothing to do)", &mut converged);
