@@ -133,6 +133,37 @@ impl LeaderElector {
         }
     }
 
+    /// Gives the lease up on a clean shutdown, so the standby takes over at once instead of
+    /// after the lease expires. A lease held by someone else is left alone.
+    pub async fn release(&self) -> Result<()> {
+        let Some(mut lease) = self
+            .api
+            .get_opt(&self.name)
+            .await
+            .map_err(|e| Error::Lease(Box::new(e)))?
+        else {
+            return Ok(());
+        };
+        let Some(spec) = lease
+            .spec
+            .as_mut()
+            .filter(|s| s.holder_identity.as_deref() == Some(self.identity.as_str()))
+        else {
+            return Ok(());
+        };
+        spec.holder_identity = None;
+        spec.renew_time = None;
+        match self
+            .api
+            .replace(&self.name, &PostParams::default(), &lease)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(()),
+            Err(err) => Err(Error::Lease(Box::new(err))),
+        }
+    }
+
     /// Waits until this candidate holds the lease.
     pub async fn acquire(&self) -> Result<()> {
         loop {

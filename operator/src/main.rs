@@ -99,7 +99,13 @@ async fn main() -> anyhow::Result<()> {
 
     let ctx = Arc::new(Context::new(client, metrics, Some(identity)));
     tokio::select! {
-        () = controller::run(ctx, args.namespace) => Ok(()),
+        () = controller::run(ctx, args.namespace) => {
+            // Shut down by a signal: hand over at once.
+            if let Err(err) = elector.release().await {
+                tracing::warn!(error = %err, "could not release the leader lease");
+            }
+            Ok(())
+        }
         // Losing the lease stops reconciling at once; the pod restarts as a candidate.
         err = elector.hold() => Err(anyhow::Error::new(err).context("stopped leading")),
         res = http => Err(anyhow::anyhow!("http server stopped: {res:?}")),

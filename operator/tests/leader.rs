@@ -104,3 +104,21 @@ async fn holder_steps_down_when_the_lease_is_taken() {
         .expect("hold returns");
     assert!(matches!(stopped, Error::LeaseLost), "{stopped}");
 }
+
+#[tokio::test]
+async fn a_released_lease_is_taken_at_once() {
+    let (client, fake) = FakeApi::start();
+    let a = elector(&client, "a");
+    let b = elector(&client, "b");
+    assert!(a.try_acquire_or_renew().await.expect("a elects"));
+    assert!(!b.try_acquire_or_renew().await.expect("b elects"));
+    a.release().await.expect("a releases");
+    assert!(
+        b.try_acquire_or_renew().await.expect("b elects"),
+        "no wait for expiry"
+    );
+    // Releasing a lease one does not hold changes nothing.
+    a.release().await.expect("no-op");
+    let lease = fake.get(&leases(), "protostar-operator").expect("stored");
+    assert_eq!(lease["spec"]["holderIdentity"], "b");
+}
