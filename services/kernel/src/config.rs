@@ -85,7 +85,9 @@ impl ConfigSource {
     }
 
     /// Reads the given variables as if they were the environment; tests use this.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, ConfigError> {
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut file = None;
         let mut env = Dict::new();
         let mut errors = Vec::new();
@@ -168,7 +170,12 @@ fn insert_env(env: &mut Dict, name: &str, value: String) -> Result<(), ConfigErr
         Some(base) if !base.is_empty() => {
             let key = to_key(base);
             let content = std::fs::read_to_string(&value).map_err(|e| {
-                ConfigError::key(&key, format!("cannot read the file {value} given by {ENV_PREFIX}{base}{FILE_SUFFIX}: {e}"))
+                ConfigError::key(
+                    &key,
+                    format!(
+                        "cannot read the file {value} given by {ENV_PREFIX}{base}{FILE_SUFFIX}: {e}"
+                    ),
+                )
             })?;
             // Secret files usually end with a newline that is not part of the secret.
             (base, content.trim_end_matches(['\n', '\r']).to_owned())
@@ -194,7 +201,10 @@ fn insert_env(env: &mut Dict, name: &str, value: String) -> Result<(), ConfigErr
             _ => {
                 return Err(ConfigError::key(
                     &key,
-                    format!("conflicts with the value already set for `{}`", path[..=i].join(".")),
+                    format!(
+                        "conflicts with the value already set for `{}`",
+                        path[..=i].join(".")
+                    ),
                 ));
             }
         }
@@ -263,7 +273,10 @@ mod tests {
     }
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -291,12 +304,16 @@ mod tests {
         .unwrap();
         let err = src.section::<Db>("database").unwrap_err().to_string();
         assert!(err.contains("`database.max_connections`"), "{err}");
-        assert!(err.contains("PROTOSTAR_DATABASE__MAX_CONNECTIONS)"), "{err}");
+        assert!(
+            err.contains("PROTOSTAR_DATABASE__MAX_CONNECTIONS)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_missing_value_names_the_key() {
-        let src = ConfigSource::from_vars(vars(&[("PROTOSTAR_DATABASE__MAX_CONNECTIONS", "3")])).unwrap();
+        let src =
+            ConfigSource::from_vars(vars(&[("PROTOSTAR_DATABASE__MAX_CONNECTIONS", "3")])).unwrap();
         let err = src.section::<Db>("database").unwrap_err().to_string();
         assert!(err.contains("`database.url`"), "{err}");
         assert!(err.contains("PROTOSTAR_DATABASE__URL"), "{err}");
@@ -319,20 +336,29 @@ mod tests {
         let db: Db = src.section("database").unwrap();
         assert_eq!(db.url.expose(), "postgres://from-file");
 
-        let err = ConfigSource::from_vars(vars(&[("PROTOSTAR_DATABASE__URL_FILE", "/nonexistent/x")]))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("database.url") && err.contains("/nonexistent/x"), "{err}");
+        let err =
+            ConfigSource::from_vars(vars(&[("PROTOSTAR_DATABASE__URL_FILE", "/nonexistent/x")]))
+                .err()
+                .unwrap()
+                .to_string();
+        assert!(
+            err.contains("database.url") && err.contains("/nonexistent/x"),
+            "{err}"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
     fn the_environment_wins_over_the_file() {
-        let dir = std::env::temp_dir().join(format!("protostar-config-toml-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("protostar-config-toml-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("protostar.toml");
-        std::fs::write(&file, "[database]\nurl = \"postgres://file\"\nmax_connections = 3\n").unwrap();
+        std::fs::write(
+            &file,
+            "[database]\nurl = \"postgres://file\"\nmax_connections = 3\n",
+        )
+        .unwrap();
         let src = ConfigSource::from_vars(vars(&[
             ("PROTOSTAR_CONFIG", file.to_str().unwrap()),
             ("PROTOSTAR_DATABASE__URL", "postgres://env"),
@@ -354,7 +380,13 @@ mod tests {
 
     #[test]
     fn env_names_round_trip() {
-        assert_eq!(env_name("database.max_connections"), "PROTOSTAR_DATABASE__MAX_CONNECTIONS");
-        assert_eq!(to_key("DATABASE__MAX_CONNECTIONS"), "database.max_connections");
+        assert_eq!(
+            env_name("database.max_connections"),
+            "PROTOSTAR_DATABASE__MAX_CONNECTIONS"
+        );
+        assert_eq!(
+            to_key("DATABASE__MAX_CONNECTIONS"),
+            "database.max_connections"
+        );
     }
 }

@@ -80,15 +80,22 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("schema", &self.schema).finish()
+        f.debug_struct("Database")
+            .field("schema", &self.schema)
+            .finish()
     }
 }
 
 pub fn valid_schema(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
-        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && name
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase() || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 impl Database {
@@ -145,7 +152,10 @@ impl Database {
             .await
             .map_err(err)?;
         if let Some(m) = service {
-            self.scoped(m, "_sqlx_migrations").run(&self.pool).await.map_err(err)?;
+            self.scoped(m, "_sqlx_migrations")
+                .run(&self.pool)
+                .await
+                .map_err(err)?;
         }
         self.migrated.store(true, Ordering::Release);
         Ok(())
@@ -169,7 +179,10 @@ impl Database {
             .await
             .map_err(|e| format!("database unreachable: {e}"))?;
         if !self.is_migrated() {
-            return Err(format!("migrations of schema {} not applied yet", self.schema));
+            return Err(format!(
+                "migrations of schema {} not applied yet",
+                self.schema
+            ));
         }
         Ok(())
     }

@@ -38,12 +38,32 @@ pub struct RequestContext {
     pub client: Option<SocketAddr>,
 }
 
+impl RequestContext {
+    /// Headers to send on a call this request makes to another service: the same request id,
+    /// and the trace continued one hop further.
+    pub fn outgoing_headers(&self) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(&self.request_id) {
+            h.insert(REQUEST_ID_HEADER, v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&self.trace.child().to_string()) {
+            h.insert(trace_context::HEADER, v);
+        }
+        h
+    }
+}
+
 /// What a listener is called in logs and metrics (`public`, `admin`, `chat`, ...).
 #[derive(Debug, Clone)]
 struct ListenerName(String);
 
 /// Wraps a router in the standard layers.
-pub fn standard_layers(router: Router, listener: &str, metrics: Metrics, body_limit: usize) -> Router {
+pub fn standard_layers(
+    router: Router,
+    listener: &str,
+    metrics: Metrics,
+    body_limit: usize,
+) -> Router {
     router
         .fallback(|| async { Problem::NotFound("There is nothing at this address.".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
@@ -62,7 +82,8 @@ fn accept_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
     (!s.is_empty()
         && s.len() <= 128
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b)))
     .then(|| s.to_owned())
 }
 
@@ -86,7 +107,10 @@ async fn observe(
         .and_then(TraceParent::parse)
         .map(|p| p.child())
         .unwrap_or_else(TraceParent::new_root);
-    let client = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     req.extensions_mut().insert(RequestId(request_id.clone()));
@@ -113,7 +137,9 @@ async fn observe(
                 res.headers_mut().insert(name.clone(), value.clone());
             }
         }
-    } else if res.status() == StatusCode::METHOD_NOT_ALLOWED && !res.headers().contains_key(header::CONTENT_TYPE) {
+    } else if res.status() == StatusCode::METHOD_NOT_ALLOWED
+        && !res.headers().contains_key(header::CONTENT_TYPE)
+    {
         let body = ProblemBody {
             r#type: "https://protostar.dev/problems/method-not-allowed".into(),
             title: "Method not allowed".into(),
@@ -145,7 +171,10 @@ async fn observe(
         status: res.status().as_u16(),
     };
     metrics.http_requests.get_or_create(&labels).inc();
-    metrics.http_duration.get_or_create(&labels).observe(elapsed.as_secs_f64());
+    metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(elapsed.as_secs_f64());
     if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
         span.in_scope(|| {
             tracing::info!(
@@ -179,8 +208,12 @@ where
             )),
             Err(JsonRejection::JsonDataError(e)) => Err(Problem::invalid(e.body_text())),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(Problem::invalid(e.body_text())),
-            Err(JsonRejection::BytesRejection(e)) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(Problem::PayloadTooLarge("The request body is too large.".into()))
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(Problem::PayloadTooLarge(
+                    "The request body is too large.".into(),
+                ))
             }
             Err(e) => Err(Problem::invalid(e.body_text())),
         }
@@ -213,10 +246,17 @@ pub async fn shutdown_signal() {
 }
 
 /// Serves `router` on `listener` until `stop` is cancelled, then finishes in-flight requests.
-pub async fn serve(listener: TcpListener, router: Router, stop: CancellationToken) -> std::io::Result<()> {
-    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop.cancelled().await })
+    .await
 }
 
 /// Binds an address, naming the config key in the error so that a busy port is easy to fix.

@@ -11,10 +11,10 @@ pub mod trace_context;
 pub use config::{ConfigError, ConfigSource};
 pub use problem::{FieldError, Problem};
 pub use secret::Secret;
+pub mod blob;
 pub mod db;
+pub mod events;
+pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod events;
-pub mod blob;
 pub mod tokens;
-pub mod service;

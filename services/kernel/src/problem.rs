@@ -134,7 +134,9 @@ impl Problem {
     /// The body as sent, with `instance` left for the request-id layer.
     pub fn body(&self) -> ProblemBody {
         let detail = match self {
-            Self::InvalidRequest { detail, .. } | Self::QuotaExceeded { detail, .. } => detail.clone(),
+            Self::InvalidRequest { detail, .. } | Self::QuotaExceeded { detail, .. } => {
+                detail.clone()
+            }
             Self::Unauthenticated(d)
             | Self::Forbidden(d)
             | Self::NotFound(d)
@@ -143,7 +145,10 @@ impl Problem {
             | Self::UnsupportedMediaType(d)
             | Self::UpstreamUnavailable(d) => d.clone(),
             Self::RateLimited { retry_after } => {
-                format!("Slow down; try again in {} s.", retry_after.as_secs().max(1))
+                format!(
+                    "Slow down; try again in {} s.",
+                    retry_after.as_secs().max(1)
+                )
             }
             Self::Internal(_) => "Something went wrong on our side; it has been logged.".into(),
         };
@@ -160,7 +165,9 @@ impl Problem {
         };
         match self {
             Self::InvalidRequest { errors, .. } => body.errors = Some(errors.clone()),
-            Self::QuotaExceeded { limit, resets_at, .. } => {
+            Self::QuotaExceeded {
+                limit, resets_at, ..
+            } => {
                 body.limit = Some(*limit);
                 body.remaining = Some(0);
                 body.resets_at = *resets_at;
@@ -197,8 +204,10 @@ impl ProblemBody {
         let json = serde_json::to_vec(&self).unwrap_or_else(|_| b"{}".to_vec());
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut res = (status, json).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_CONTENT_TYPE));
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+        );
         res
     }
 }
@@ -242,8 +251,10 @@ mod tests {
 
     #[tokio::test]
     async fn internal_errors_leak_nothing() {
-        let (status, headers, body) =
-            render(Problem::internal(anyhow::anyhow!("password authentication failed for user postgres"))).await;
+        let (status, headers, body) = render(Problem::internal(anyhow::anyhow!(
+            "password authentication failed for user postgres"
+        )))
+        .await;
         assert_eq!(status, 500);
         assert_eq!(headers[header::CONTENT_TYPE], PROBLEM_CONTENT_TYPE);
         assert_eq!(body["type"], "https://protostar.dev/problems/internal");

@@ -8,15 +8,15 @@
 use crate::blob::{BlobConfig, SharedBlobStore};
 use crate::config::{ConfigError, ConfigSource};
 use crate::db::{Database, DatabaseConfig, DbError};
-use crate::events::{Bus, BrokerConfig, dead_letter, relay};
+use crate::events::{BrokerConfig, Bus, dead_letter, relay};
 use crate::http::Json;
 use crate::problem::Problem;
 use crate::telemetry::{Metrics, Readiness};
 use crate::tokens::{AuthConfig, Caller, HttpKeySource, Role, StaticKeySource, TokenVerifier};
-use jsonwebtoken::jwk::JwkSet;
 use axum::Router;
 use axum::extract::{FromRef, Path, State};
 use axum::routing::{get, post};
+use jsonwebtoken::jwk::JwkSet;
 use sqlx::migrate::Migrator;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -57,18 +57,24 @@ impl Platform {
     pub fn from_config(config: ConfigSource, stop: CancellationToken) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
         let database = if config.contains("database") {
-            config.section::<DatabaseConfig>("database").map(Some).unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            })
+            config
+                .section::<DatabaseConfig>("database")
+                .map(Some)
+                .unwrap_or_else(|e| {
+                    errors.push(e);
+                    None
+                })
         } else {
             None
         };
         let broker = if config.contains("broker") {
-            config.section::<BrokerConfig>("broker").map(Some).unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            })
+            config
+                .section::<BrokerConfig>("broker")
+                .map(Some)
+                .unwrap_or_else(|e| {
+                    errors.push(e);
+                    None
+                })
         } else {
             None
         };
@@ -110,7 +116,11 @@ impl Platform {
 
     /// The service's schema: migrated now when `database.migrate_on_start`, otherwise checked
     /// against what the migration Job applied. Its readiness check and outbox relay start here.
-    pub async fn open_database(&self, schema: &str, migrations: Option<&'static Migrator>) -> Result<Database, ServiceError> {
+    pub async fn open_database(
+        &self,
+        schema: &str,
+        migrations: Option<&'static Migrator>,
+    ) -> Result<Database, ServiceError> {
         let config = self
             .database
             .as_ref()
@@ -140,7 +150,9 @@ impl Platform {
                         tracing::info!(schema = bg.schema(), "schema ready");
                         return;
                     }
-                    Ok(false) => tracing::warn!(schema = bg.schema(), "waiting for the migration job"),
+                    Ok(false) => {
+                        tracing::warn!(schema = bg.schema(), "waiting for the migration job")
+                    }
                     Err(e) => tracing::warn!(schema = bg.schema(), error = %e, "schema not ready"),
                 }
                 tokio::select! {
@@ -150,13 +162,21 @@ impl Platform {
                 delay = (delay * 2).min(std::time::Duration::from_secs(10));
             }
         });
-        relay::spawn(db.clone(), self.bus.clone(), relay::RelayConfig::default(), self.stop.clone());
+        relay::spawn(
+            db.clone(),
+            self.bus.clone(),
+            relay::RelayConfig::default(),
+            self.stop.clone(),
+        );
         Ok(db)
     }
 
     /// The blob store the configuration names (a folder under the data dir by default).
     pub async fn open_blob_store(&self) -> Result<SharedBlobStore, ConfigError> {
-        let store = self.blob.open(Some(self.data_dir.join("originals"))).await?;
+        let store = self
+            .blob
+            .open(Some(self.data_dir.join("originals")))
+            .await?;
         let check = store.clone();
         self.readiness.add("blob-store", move || {
             let s = check.clone();
@@ -166,12 +186,18 @@ impl Platform {
     }
 
     /// Migrates a schema now, for `protostar migrate` (the Kubernetes Job).
-    pub async fn migrate_now(&self, schema: &str, migrations: Option<&'static Migrator>) -> Result<(), ServiceError> {
+    pub async fn migrate_now(
+        &self,
+        schema: &str,
+        migrations: Option<&'static Migrator>,
+    ) -> Result<(), ServiceError> {
         let config = self
             .database
             .as_ref()
             .ok_or_else(|| ConfigError::key("database.url", "is required to migrate"))?;
-        Database::connect_lazy(config, schema)?.migrate(migrations).await?;
+        Database::connect_lazy(config, schema)?
+            .migrate(migrations)
+            .await?;
         Ok(())
     }
 }
@@ -212,8 +238,14 @@ impl FromRef<OpsState> for Arc<TokenVerifier> {
 pub fn dead_letter_routes(platform: &Platform, db: &Database) -> Router {
     let schema = db.schema().to_owned();
     Router::new()
-        .route(&format!("/admin/api/dead-letters/{schema}"), get(list_dead_letters))
-        .route(&format!("/admin/api/dead-letters/{schema}/{{id}}/retry"), post(retry_dead_letter))
+        .route(
+            &format!("/admin/api/dead-letters/{schema}"),
+            get(list_dead_letters),
+        )
+        .route(
+            &format!("/admin/api/dead-letters/{schema}/{{id}}/retry"),
+            post(retry_dead_letter),
+        )
         .with_state(OpsState {
             db: db.clone(),
             bus: platform.bus.clone(),
@@ -221,7 +253,10 @@ pub fn dead_letter_routes(platform: &Platform, db: &Database) -> Router {
         })
 }
 
-async fn list_dead_letters(caller: Caller, State(s): State<OpsState>) -> Result<Json<Vec<dead_letter::DeadLetter>>, Problem> {
+async fn list_dead_letters(
+    caller: Caller,
+    State(s): State<OpsState>,
+) -> Result<Json<Vec<dead_letter::DeadLetter>>, Problem> {
     caller.require(Role::Admin)?;
     Ok(Json(dead_letter::list(&s.db, false).await?))
 }
@@ -234,8 +269,12 @@ async fn retry_dead_letter(
     caller.require(Role::Admin)?;
     match dead_letter::retry(&s.db, &s.bus, id).await {
         Ok(true) => Ok(axum::http::StatusCode::ACCEPTED),
-        Ok(false) => Err(Problem::NotFound("No parked delivery with this id is waiting.".into())),
-        Err(dead_letter::DeadLetterError::Bus(e)) => Err(Problem::UpstreamUnavailable(e.to_string())),
+        Ok(false) => Err(Problem::NotFound(
+            "No parked delivery with this id is waiting.".into(),
+        )),
+        Err(dead_letter::DeadLetterError::Bus(e)) => {
+            Err(Problem::UpstreamUnavailable(e.to_string()))
+        }
         Err(dead_letter::DeadLetterError::Sql(e)) => Err(e.into()),
     }
 }

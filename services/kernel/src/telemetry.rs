@@ -53,7 +53,9 @@ pub enum LogFormat {
 pub fn init_logging(config: &LogConfig) -> Result<(), crate::ConfigError> {
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|e| crate::ConfigError::key("log.filter", e.to_string()))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout);
     let _ = match config.format {
         LogFormat::Json => builder
             .json()
@@ -92,13 +94,35 @@ impl Metrics {
         let mut registry = Registry::with_prefix("protostar");
         let http_requests = Family::<HttpLabels, Counter>::default();
         let http_duration = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0])
+            Histogram::new([
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ])
         });
-        registry.register("http_requests", "HTTP requests answered", http_requests.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests answered",
+            http_requests.clone(),
+        );
         registry.register(
             "http_request_duration_seconds",
             "Time to answer an HTTP request",
             http_duration.clone(),
+        );
+        let events = crate::events::metrics::get();
+        registry.register(
+            "events_published",
+            "Events the relays published",
+            events.published.clone(),
+        );
+        registry.register(
+            "events_publish_failures",
+            "Relay batches the bus refused or could not take",
+            events.publish_failures.clone(),
+        );
+        registry.register(
+            "events_consumed",
+            "Deliveries by consumer and outcome",
+            events.consumed.clone(),
         );
         Self {
             registry: Arc::new(Mutex::new(registry)),
@@ -152,7 +176,8 @@ impl Readiness {
 
     /// Every check's outcome, run concurrently, each bounded by a timeout.
     pub async fn run(&self) -> Vec<(String, Result<(), String>)> {
-        let checks: Vec<(String, CheckFn)> = self.checks.lock().map(|c| c.clone()).unwrap_or_default();
+        let checks: Vec<(String, CheckFn)> =
+            self.checks.lock().map(|c| c.clone()).unwrap_or_default();
         let runs = checks.into_iter().map(|(name, f)| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, f()).await {
                 Ok(r) => r,
@@ -192,14 +217,22 @@ async fn readyz(State(s): State<HealthState>) -> Response {
             (name, v)
         })
         .collect();
-    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = serde_json::json!({"status": if ready {"ready"} else {"not-ready"}, "checks": checks});
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body =
+        serde_json::json!({"status": if ready {"ready"} else {"not-ready"}, "checks": checks});
     (status, axum::Json(body)).into_response()
 }
 
 async fn metrics_handler(State(s): State<HealthState>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         s.metrics.encode(),
     )
         .into_response()

@@ -31,16 +31,24 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> Self {
         let server_url = stack_env("PROTOSTAR_TEST_DATABASE_URL");
-        let mut admin = PgConnection::connect(&server_url).await.expect("connect to the test server");
+        let mut admin = PgConnection::connect(&server_url)
+            .await
+            .expect("connect to the test server");
         ensure_template(&mut admin, &server_url).await;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
         admin
-            .execute(AssertSqlSafe(format!("CREATE DATABASE {name} TEMPLATE {TEMPLATE}")))
+            .execute(AssertSqlSafe(format!(
+                "CREATE DATABASE {name} TEMPLATE {TEMPLATE}"
+            )))
             .await
             .expect("create test database");
         admin.close().await.ok();
         let url = with_database(&server_url, &name);
-        Self { name, url, server_url }
+        Self {
+            name,
+            url,
+            server_url,
+        }
     }
 
     pub fn config(&self) -> DatabaseConfig {
@@ -54,12 +62,16 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop cannot await; a short-lived runtime on its own thread does the cleanup.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(rt) = rt {
                 rt.block_on(async {
                     if let Ok(mut c) = PgConnection::connect(&server).await {
                         let _ = c
-                            .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                            .execute(AssertSqlSafe(format!(
+                                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                            )))
                             .await;
                     }
                 });
@@ -80,11 +92,12 @@ async fn ensure_template(admin: &mut PgConnection, server_url: &str) {
         .execute("SELECT pg_advisory_lock(727274)")
         .await
         .expect("lock for the test template");
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(TEMPLATE)
-        .fetch_one(&mut *admin)
-        .await
-        .expect("look up the template");
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(TEMPLATE)
+            .fetch_one(&mut *admin)
+            .await
+            .expect("look up the template");
     if !exists {
         admin
             .execute(AssertSqlSafe(format!("CREATE DATABASE {TEMPLATE}")))
@@ -116,7 +129,10 @@ impl PrivateBroker {
             "/var/tmp/protostar-broker-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        let b = Self { dir, url: String::new() };
+        let b = Self {
+            dir,
+            url: String::new(),
+        };
         b.run("start");
         let port = std::fs::read_to_string(b.dir.join("ports/amqp")).expect("broker port");
         Self {

@@ -98,7 +98,11 @@ fn hex(bytes: &[u8]) -> String {
 
 fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
     // Lowercase only, per the specification.
-    if s.len() != N * 2 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if s.len() != N * 2
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         return None;
     }
     let mut out = [0u8; N];
@@ -142,6 +146,9 @@ mod tests {
 
     #[test]
     fn accepts_future_versions_with_more_fields() {
-        assert!(TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more").is_some());
+        assert!(
+            TraceParent::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-more")
+                .is_some()
+        );
     }
 }

@@ -19,7 +19,8 @@ async fn s3_store() -> SharedBlobStore {
 }
 
 fn local_store() -> (SharedBlobStore, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("protostar-blob-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("protostar-blob-{}", uuid::Uuid::new_v4().simple()));
     let config = BlobConfig {
         kind: BlobKind::Local,
         path: Some(dir.clone()),
@@ -33,15 +34,27 @@ async fn behaves_like_a_blob_store(store: SharedBlobStore) {
     store.check().await.unwrap();
     let original = "이력서: 김민준 — Rust backend engineer\n".repeat(1000);
     store
-        .put("owner-1/doc-1/original", Bytes::from(original.clone()), "text/markdown")
+        .put(
+            "owner-1/doc-1/original",
+            Bytes::from(original.clone()),
+            "text/markdown",
+        )
         .await
         .unwrap();
     store
-        .put("owner-1/doc-2/original", Bytes::from_static(b"%PDF-1.7"), "application/pdf")
+        .put(
+            "owner-1/doc-2/original",
+            Bytes::from_static(b"%PDF-1.7"),
+            "application/pdf",
+        )
         .await
         .unwrap();
     store
-        .put("owner-2/doc-3/original", Bytes::from_static(b"x"), "text/plain")
+        .put(
+            "owner-2/doc-3/original",
+            Bytes::from_static(b"x"),
+            "text/plain",
+        )
         .await
         .unwrap();
 
@@ -51,23 +64,42 @@ async fn behaves_like_a_blob_store(store: SharedBlobStore) {
 
     // Replacing keeps one object.
     store
-        .put("owner-1/doc-2/original", Bytes::from_static(b"%PDF-2.0"), "application/pdf")
+        .put(
+            "owner-1/doc-2/original",
+            Bytes::from_static(b"%PDF-2.0"),
+            "application/pdf",
+        )
         .await
         .unwrap();
-    assert_eq!(&store.get("owner-1/doc-2/original").await.unwrap().bytes[..], b"%PDF-2.0");
+    assert_eq!(
+        &store.get("owner-1/doc-2/original").await.unwrap().bytes[..],
+        b"%PDF-2.0"
+    );
 
     let mut keys = store.list("owner-1/").await.unwrap();
     keys.sort();
-    assert_eq!(keys, vec!["owner-1/doc-1/original", "owner-1/doc-2/original"]);
+    assert_eq!(
+        keys,
+        vec!["owner-1/doc-1/original", "owner-1/doc-2/original"]
+    );
 
     store.delete("owner-1/doc-1/original").await.unwrap();
     // Deleting twice is fine: deletions are retried.
     store.delete("owner-1/doc-1/original").await.unwrap();
-    assert!(matches!(store.get("owner-1/doc-1/original").await, Err(BlobError::NotFound(_))));
-    assert_eq!(store.list("owner-1/").await.unwrap(), vec!["owner-1/doc-2/original"]);
+    assert!(matches!(
+        store.get("owner-1/doc-1/original").await,
+        Err(BlobError::NotFound(_))
+    ));
+    assert_eq!(
+        store.list("owner-1/").await.unwrap(),
+        vec!["owner-1/doc-2/original"]
+    );
 
     for bad in ["../etc/passwd", "/abs", "a//b", ""] {
-        assert!(matches!(store.get(bad).await, Err(BlobError::InvalidKey(_))), "{bad}");
+        assert!(
+            matches!(store.get(bad).await, Err(BlobError::InvalidKey(_))),
+            "{bad}"
+        );
         assert!(matches!(
             store.put(bad, Bytes::new(), "text/plain").await,
             Err(BlobError::InvalidKey(_))
@@ -85,7 +117,10 @@ async fn local_store_behaves() {
     let (store, dir) = local_store();
     behaves_like_a_blob_store(store).await;
     // Nothing was written outside the folder, and no temporary file is left behind.
-    let leftovers: Vec<_> = walk(&dir).into_iter().filter(|p| p.contains(".tmp-")).collect();
+    let leftovers: Vec<_> = walk(&dir)
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::remove_dir_all(dir).ok();
 }
@@ -101,10 +136,19 @@ async fn missing_settings_name_their_keys() {
     .err()
     .unwrap()
     .to_string();
-    for key in ["blob.bucket", "blob.access_key_id", "blob.secret_access_key"] {
+    for key in [
+        "blob.bucket",
+        "blob.access_key_id",
+        "blob.secret_access_key",
+    ] {
         assert!(err.contains(key), "{err}");
     }
-    let err = BlobConfig::default().open(None).await.err().unwrap().to_string();
+    let err = BlobConfig::default()
+        .open(None)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("blob.path"), "{err}");
 }
 

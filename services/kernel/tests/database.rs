@@ -18,11 +18,20 @@ async fn each_service_has_its_own_schema_and_migrations() {
     ai.migrate(None).await.unwrap();
     chat.check().await.unwrap();
 
-    sqlx::query("CREATE TABLE only_in_chat (x int)").execute(chat.pool()).await.unwrap();
-    let err = sqlx::query("SELECT * FROM only_in_chat").execute(ai.pool()).await.unwrap_err();
+    sqlx::query("CREATE TABLE only_in_chat (x int)")
+        .execute(chat.pool())
+        .await
+        .unwrap();
+    let err = sqlx::query("SELECT * FROM only_in_chat")
+        .execute(ai.pool())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("does not exist"), "{err}");
 
-    let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(ai.pool()).await.unwrap();
+    let schema: String = sqlx::query_scalar("SELECT current_schema()")
+        .fetch_one(ai.pool())
+        .await
+        .unwrap();
     assert_eq!(schema, "ai");
     // The kernel's tables exist in both schemas, with their own history table.
     for s in ["chat", "ai"] {
@@ -37,10 +46,12 @@ async fn each_service_has_its_own_schema_and_migrations() {
         assert_eq!(n, 4, "schema {s}");
     }
     // The extensions the services need are there.
-    let ext: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_extension WHERE extname IN ('vector', 'pg_trgm')")
-        .fetch_one(chat.pool())
-        .await
-        .unwrap();
+    let ext: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_extension WHERE extname IN ('vector', 'pg_trgm')",
+    )
+    .fetch_one(chat.pool())
+    .await
+    .unwrap();
     assert_eq!(ext, 2);
 }
 
@@ -70,6 +81,8 @@ async fn bad_names_and_urls_are_refused() {
     let config = DatabaseConfig::new("postgres://postgres@127.0.0.1:1/postgres");
     assert!(Database::connect_lazy(&config, "Chat; DROP").is_err());
     let bad = DatabaseConfig::new("mysql://nope");
-    let err = Database::connect_lazy(&bad, "chat").unwrap_err().to_string();
+    let err = Database::connect_lazy(&bad, "chat")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("database.url"), "{err}");
 }

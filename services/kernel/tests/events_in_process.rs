@@ -14,8 +14,16 @@ async fn committed_events_are_applied_once_and_rolled_back_ones_never_exist() {
     let bus = Bus::local();
     let stop = CancellationToken::new();
     let t = unique_type();
-    bus.start_consumer(Subscription::new("recorder", &["*.happened"], consumer.clone(), Record), stop.clone());
-    relay::spawn(producer.clone(), bus.clone(), Default::default(), stop.clone());
+    bus.start_consumer(
+        Subscription::new("recorder", &["*.happened"], consumer.clone(), Record),
+        stop.clone(),
+    );
+    relay::spawn(
+        producer.clone(),
+        bus.clone(),
+        Default::default(),
+        stop.clone(),
+    );
 
     let events = produce(&producer, &t, 25).await;
     // A rolled-back transaction leaves no event behind.
@@ -25,15 +33,45 @@ async fn committed_events_are_applied_once_and_rolled_back_ones_never_exist() {
         kernel::events::outbox::enqueue(&mut tx, &e).await.unwrap();
         tx.rollback().await.unwrap();
     }
-    assert!(eventually(Duration::from_secs(20), || async { count(&consumer, "SELECT count(*) FROM effects").await == 25 }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&consumer, "SELECT count(*) FROM effects").await == 25
+        })
+        .await
+    );
 
     // Deliver every event again, as a crash between commit and "sent" would: nothing changes.
     for e in &events {
         bus.redeliver("recorder", &e.to_bytes()).await.unwrap();
     }
     assert_eq!(count(&consumer, "SELECT count(*) FROM effects").await, 25);
-    assert_eq!(count(&consumer, "SELECT count(DISTINCT event_id) FROM effects").await, 25);
-    assert_eq!(count(&producer, "SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    assert_eq!(
+        count(&consumer, "SELECT count(DISTINCT event_id) FROM effects").await,
+        25
+    );
+    assert_eq!(
+        count(
+            &producer,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
+
+    // The outcomes are counted for /metrics.
+    let metrics = kernel::telemetry::Metrics::new().encode();
+    assert!(
+        metrics.contains(
+            "protostar_events_consumed_total{consumer=\"recorder\",outcome=\"applied\"} 25"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "protostar_events_consumed_total{consumer=\"recorder\",outcome=\"duplicate\"} 25"
+        ),
+        "{metrics}"
+    );
     stop.cancel();
 }
 
@@ -44,13 +82,32 @@ async fn transient_failures_are_retried_and_permanent_ones_parked_with_the_reaso
     let stop = CancellationToken::new();
     let t = unique_type();
     bus.start_consumer(
-        Subscription::new("flaky", &[t.as_str()], consumer.clone(), Flaky::new(2, false)).with_retry(fast_retry(5)),
+        Subscription::new(
+            "flaky",
+            &[t.as_str()],
+            consumer.clone(),
+            Flaky::new(2, false),
+        )
+        .with_retry(fast_retry(5)),
         stop.clone(),
     );
-    relay::spawn(producer.clone(), bus.clone(), Default::default(), stop.clone());
+    relay::spawn(
+        producer.clone(),
+        bus.clone(),
+        Default::default(),
+        stop.clone(),
+    );
     produce(&producer, &t, 3).await;
-    assert!(eventually(Duration::from_secs(20), || async { count(&consumer, "SELECT count(*) FROM effects").await == 3 }).await);
-    assert_eq!(count(&consumer, "SELECT count(*) FROM dead_letters").await, 0);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&consumer, "SELECT count(*) FROM effects").await == 3
+        })
+        .await
+    );
+    assert_eq!(
+        count(&consumer, "SELECT count(*) FROM dead_letters").await,
+        0
+    );
     stop.cancel();
 
     // A consumer that always fails: parked after its attempts, with the reason, and an alert.
@@ -58,17 +115,41 @@ async fn transient_failures_are_retried_and_permanent_ones_parked_with_the_reaso
     let stop = CancellationToken::new();
     let bus = Bus::local();
     bus.start_consumer(
-        Subscription::new("hopeless", &[t.as_str()], consumer.clone(), Flaky::new(100, false)).with_retry(fast_retry(3)),
+        Subscription::new(
+            "hopeless",
+            &[t.as_str()],
+            consumer.clone(),
+            Flaky::new(100, false),
+        )
+        .with_retry(fast_retry(3)),
         stop.clone(),
     );
-    relay::spawn(producer.clone(), bus.clone(), Default::default(), stop.clone());
+    relay::spawn(
+        producer.clone(),
+        bus.clone(),
+        Default::default(),
+        stop.clone(),
+    );
     produce(&producer, &t, 1).await;
-    assert!(eventually(Duration::from_secs(20), || async { count(&consumer, "SELECT count(*) FROM dead_letters").await == 1 }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&consumer, "SELECT count(*) FROM dead_letters").await == 1
+        })
+        .await
+    );
     let parked = dead_letter::list(&consumer, false).await.unwrap();
     assert_eq!(parked[0].attempts, 3);
-    assert!(parked[0].reason.contains("simulated outage #3"), "{}", parked[0].reason);
+    assert!(
+        parked[0].reason.contains("simulated outage #3"),
+        "{}",
+        parked[0].reason
+    );
     assert_eq!(
-        count(&consumer, "SELECT count(*) FROM outbox WHERE event_type = 'system.dead_lettered'").await,
+        count(
+            &consumer,
+            "SELECT count(*) FROM outbox WHERE event_type = 'system.dead_lettered'"
+        )
+        .await,
         1
     );
     assert_eq!(count(&consumer, "SELECT count(*) FROM effects").await, 0);
@@ -81,33 +162,66 @@ async fn malformed_messages_are_parked_and_a_retry_redelivers() {
     let bus = Bus::local();
     let stop = CancellationToken::new();
     let t = unique_type();
-    bus.start_consumer(Subscription::new("strict", &[t.as_str()], consumer.clone(), Record), stop.clone());
+    bus.start_consumer(
+        Subscription::new("strict", &[t.as_str()], consumer.clone(), Record),
+        stop.clone(),
+    );
 
-    bus.redeliver("strict", b"{\"not\": \"an event\"").await.unwrap();
+    bus.redeliver("strict", b"{\"not\": \"an event\"")
+        .await
+        .unwrap();
     bus.redeliver("strict", &[0xff, 0xfe, 0x00]).await.unwrap();
     let parked = dead_letter::list(&consumer, false).await.unwrap();
     assert_eq!(parked.len(), 2);
-    assert!(parked.iter().all(|d| d.reason.starts_with("malformed message")), "{parked:?}");
+    assert!(
+        parked
+            .iter()
+            .all(|d| d.reason.starts_with("malformed message")),
+        "{parked:?}"
+    );
 
     // A permanent failure parks at once; after the consumer is fixed an admin retries it.
     let fixed_later = kernel::events::Event::new(&t, "producer", serde_json::json!({})).unwrap();
     let (_db2, _p, consumer2) = two_services().await;
     let stop2 = CancellationToken::new();
     bus.start_consumer(
-        Subscription::new("picky", &[t.as_str()], consumer2.clone(), Flaky::new(0, true)),
+        Subscription::new(
+            "picky",
+            &[t.as_str()],
+            consumer2.clone(),
+            Flaky::new(0, true),
+        ),
         stop2.clone(),
     );
-    bus.redeliver("picky", &fixed_later.to_bytes()).await.unwrap();
+    bus.redeliver("picky", &fixed_later.to_bytes())
+        .await
+        .unwrap();
     let parked = dead_letter::list(&consumer2, false).await.unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].attempts, 1);
     assert!(parked[0].reason.starts_with("permanent failure"));
     stop2.cancel();
-    bus.start_consumer(Subscription::new("picky", &[t.as_str()], consumer2.clone(), Record), CancellationToken::new());
-    assert!(dead_letter::retry(&consumer2, &bus, parked[0].id).await.unwrap());
+    bus.start_consumer(
+        Subscription::new("picky", &[t.as_str()], consumer2.clone(), Record),
+        CancellationToken::new(),
+    );
+    assert!(
+        dead_letter::retry(&consumer2, &bus, parked[0].id)
+            .await
+            .unwrap()
+    );
     assert_eq!(count(&consumer2, "SELECT count(*) FROM effects").await, 1);
     // Retrying twice does nothing.
-    assert!(!dead_letter::retry(&consumer2, &bus, parked[0].id).await.unwrap());
-    assert!(dead_letter::list(&consumer2, false).await.unwrap().is_empty());
+    assert!(
+        !dead_letter::retry(&consumer2, &bus, parked[0].id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        dead_letter::list(&consumer2, false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     stop.cancel();
 }

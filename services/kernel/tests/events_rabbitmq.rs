@@ -19,15 +19,30 @@ async fn events_reach_the_consumers_whose_patterns_match() {
     let prefix = t.split('.').next().unwrap().to_owned();
     let name = format!("rec_{}", uuid::Uuid::new_v4().simple());
     bus.start_consumer(
-        Subscription::new(&name, &[format!("{prefix}.*").as_str()], consumer.clone(), Record),
+        Subscription::new(
+            &name,
+            &[format!("{prefix}.*").as_str()],
+            consumer.clone(),
+            Record,
+        ),
         stop.clone(),
     );
     // Let the consumer declare and bind its queue before anything is published.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    relay::spawn(producer.clone(), bus.clone(), Default::default(), stop.clone());
+    relay::spawn(
+        producer.clone(),
+        bus.clone(),
+        Default::default(),
+        stop.clone(),
+    );
     produce(&producer, &t, 20).await;
     produce(&producer, &other, 5).await;
-    assert!(eventually(Duration::from_secs(30), || async { count(&consumer, "SELECT count(*) FROM effects").await == 20 }).await);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            count(&consumer, "SELECT count(*) FROM effects").await == 20
+        })
+        .await
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let foreign: i64 = sqlx::query_scalar("SELECT count(*) FROM effects WHERE event_type <> $1")
         .bind(&t)
@@ -36,7 +51,14 @@ async fn events_reach_the_consumers_whose_patterns_match() {
         .unwrap();
     assert_eq!(foreign, 0, "events of another type reached the consumer");
     assert_eq!(count(&consumer, "SELECT count(*) FROM effects").await, 20);
-    assert_eq!(count(&producer, "SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    assert_eq!(
+        count(
+            &producer,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
     stop.cancel();
 }
 
@@ -48,11 +70,16 @@ async fn a_malformed_message_on_the_queue_is_parked_with_the_reason() {
     let stop = CancellationToken::new();
     let t = unique_type();
     let name = format!("strict_{}", uuid::Uuid::new_v4().simple());
-    bus.start_consumer(Subscription::new(&name, &[t.as_str()], consumer.clone(), Record), stop.clone());
+    bus.start_consumer(
+        Subscription::new(&name, &[t.as_str()], consumer.clone(), Record),
+        stop.clone(),
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Someone else's client puts garbage on the exchange with our routing key.
-    let conn = lapin::Connection::connect(&url, Default::default()).await.unwrap();
+    let conn = lapin::Connection::connect(&url, Default::default())
+        .await
+        .unwrap();
     let ch = conn.create_channel().await.unwrap();
     ch.basic_publish(
         kernel::events::EXCHANGE.into(),
@@ -63,15 +90,29 @@ async fn a_malformed_message_on_the_queue_is_parked_with_the_reason() {
     )
     .await
     .unwrap();
-    assert!(eventually(Duration::from_secs(20), || async { count(&consumer, "SELECT count(*) FROM dead_letters").await == 1 }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&consumer, "SELECT count(*) FROM dead_letters").await == 1
+        })
+        .await
+    );
     let parked = dead_letter::list(&consumer, false).await.unwrap();
-    assert!(parked[0].reason.starts_with("malformed message"), "{}", parked[0].reason);
+    assert!(
+        parked[0].reason.starts_with("malformed message"),
+        "{}",
+        parked[0].reason
+    );
     assert_eq!(parked[0].payload, "<html>not an event</html>");
 
     // The consumer is still alive: a good event after the bad one is applied.
     let good = kernel::events::Event::new(&t, "test", ()).unwrap();
     bus.publish(&[good]).await.unwrap();
-    assert!(eventually(Duration::from_secs(20), || async { count(&consumer, "SELECT count(*) FROM effects").await == 1 }).await);
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            count(&consumer, "SELECT count(*) FROM effects").await == 1
+        })
+        .await
+    );
     conn.close(0, "done".into()).await.ok();
     stop.cancel();
 }
@@ -85,32 +126,67 @@ async fn a_broker_outage_delays_events_and_loses_none() {
     let bus = Bus::rabbit(&broker.url);
     let stop = CancellationToken::new();
     let t = unique_type();
-    bus.start_consumer(Subscription::new("outage", &[t.as_str()], consumer.clone(), Record), stop.clone());
+    bus.start_consumer(
+        Subscription::new("outage", &[t.as_str()], consumer.clone(), Record),
+        stop.clone(),
+    );
     let relay_config = relay::RelayConfig {
         max_backoff: Duration::from_secs(1),
         ..Default::default()
     };
     relay::spawn(producer.clone(), bus.clone(), relay_config, stop.clone());
     produce(&producer, &t, 10).await;
-    assert!(eventually(Duration::from_secs(30), || async { count(&consumer, "SELECT count(*) FROM effects").await == 10 }).await);
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            count(&consumer, "SELECT count(*) FROM effects").await == 10
+        })
+        .await
+    );
 
     broker.stop();
     produce(&producer, &t, 40).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(count(&producer, "SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 40);
-    assert!(count(&producer, "SELECT count(*) FROM outbox WHERE last_error IS NOT NULL").await > 0);
+    assert_eq!(
+        count(
+            &producer,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        40
+    );
+    assert!(
+        count(
+            &producer,
+            "SELECT count(*) FROM outbox WHERE last_error IS NOT NULL"
+        )
+        .await
+            > 0
+    );
     assert!(bus.check().await.is_err());
 
     broker.restart();
     assert!(
-        eventually(Duration::from_secs(60), || async { count(&consumer, "SELECT count(*) FROM effects").await >= 50 }).await,
+        eventually(Duration::from_secs(60), || async {
+            count(&consumer, "SELECT count(*) FROM effects").await >= 50
+        })
+        .await,
         "after the broker returned only {} of 50 events were applied",
         count(&consumer, "SELECT count(*) FROM effects").await
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(count(&consumer, "SELECT count(*) FROM effects").await, 50);
-    assert_eq!(count(&consumer, "SELECT count(DISTINCT event_id) FROM effects").await, 50);
-    assert_eq!(count(&producer, "SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+    assert_eq!(
+        count(&consumer, "SELECT count(DISTINCT event_id) FROM effects").await,
+        50
+    );
+    assert_eq!(
+        count(
+            &producer,
+            "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
+        .await,
+        0
+    );
     bus.check().await.unwrap();
     stop.cancel();
 }

@@ -34,24 +34,45 @@ async fn start() -> (String, Readiness, CancellationToken) {
     let metrics = Metrics::new();
     let readiness = Readiness::default();
     readiness.add("always", || async { Ok(()) });
-    let keys = Arc::new(tokio::sync::RwLock::new(jsonwebtoken::jwk::JwkSet { keys: vec![] }));
+    let keys = Arc::new(tokio::sync::RwLock::new(jsonwebtoken::jwk::JwkSet {
+        keys: vec![],
+    }));
     let state = AppState {
-        verifier: Arc::new(TokenVerifier::new(StaticKeySource(keys), &AuthConfig::default())),
+        verifier: Arc::new(TokenVerifier::new(
+            StaticKeySource(keys),
+            &AuthConfig::default(),
+        )),
     };
-    let api = Router::new()
-        .route("/echo", post(|Json(g): Json<Greeting>| async move { Json(g) }))
-        .route("/boom", get(boom))
-        .route("/conflict", get(|| async { Err::<(), _>(Problem::Conflict("Already there.".into())) }))
-        .route(
-            "/context",
-            get(|axum::Extension(c): axum::Extension<RequestContext>| async move { c.trace.to_string() }),
-        )
-        .route(
-            "/private",
-            get(|caller: Caller| async move { caller.require(Role::Protostar) }),
-        )
-        .with_state(state.clone());
-    let router = standard_layers(api.merge(health_router(metrics.clone(), readiness.clone())), "public", metrics, 1024);
+    let api =
+        Router::new()
+            .route(
+                "/echo",
+                post(|Json(g): Json<Greeting>| async move { Json(g) }),
+            )
+            .route("/boom", get(boom))
+            .route(
+                "/conflict",
+                get(|| async { Err::<(), _>(Problem::Conflict("Already there.".into())) }),
+            )
+            .route(
+                "/context",
+                get(
+                    |axum::Extension(c): axum::Extension<RequestContext>| async move {
+                        c.trace.to_string()
+                    },
+                ),
+            )
+            .route(
+                "/private",
+                get(|caller: Caller| async move { caller.require(Role::Protostar) }),
+            )
+            .with_state(state.clone());
+    let router = standard_layers(
+        api.merge(health_router(metrics.clone(), readiness.clone())),
+        "public",
+        metrics,
+        1024,
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = CancellationToken::new();
@@ -71,7 +92,8 @@ async fn errors_are_problems_carrying_the_request_id() {
     let (base, _, stop) = start().await;
     let client = kernel::http::client(std::time::Duration::from_secs(10));
 
-    let (status, body, headers) = problem(client.get(format!("{base}/nowhere")).send().await.unwrap()).await;
+    let (status, body, headers) =
+        problem(client.get(format!("{base}/nowhere")).send().await.unwrap()).await;
     assert_eq!(status, 404);
     assert_eq!(body["type"], "https://protostar.dev/problems/not-found");
     assert_eq!(body["instance"], headers["x-request-id"].to_str().unwrap());
@@ -112,7 +134,9 @@ async fn bad_json_is_a_400_problem_and_big_bodies_a_413() {
     let client = kernel::http::client(std::time::Duration::from_secs(10));
     let ok = client
         .post(format!("{base}/echo"))
-        .json(&Greeting { name: "민준".into() })
+        .json(&Greeting {
+            name: "민준".into(),
+        })
         .send()
         .await
         .unwrap();
@@ -129,9 +153,20 @@ async fn bad_json_is_a_400_problem_and_big_bodies_a_413() {
     )
     .await;
     assert_eq!(status, 400);
-    assert_eq!(body["type"], "https://protostar.dev/problems/invalid-request");
+    assert_eq!(
+        body["type"],
+        "https://protostar.dev/problems/invalid-request"
+    );
 
-    let (status, _, _) = problem(client.post(format!("{base}/echo")).body("{}").send().await.unwrap()).await;
+    let (status, _, _) = problem(
+        client
+            .post(format!("{base}/echo"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 415);
 
     let big = format!("{{\"name\": \"{}\"}}", "x".repeat(4096));
@@ -161,7 +196,10 @@ async fn trace_context_continues_the_callers_trace() {
         .await
         .unwrap();
     let ours = res.text().await.unwrap();
-    assert!(ours.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{ours}");
+    assert!(
+        ours.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+        "{ours}"
+    );
     assert_ne!(ours, incoming);
 
     // No (or a broken) traceparent starts a new trace.
@@ -181,10 +219,28 @@ async fn trace_context_continues_the_callers_trace() {
 async fn health_readiness_and_metrics() {
     let (base, readiness, stop) = start().await;
     let client = kernel::http::client(std::time::Duration::from_secs(10));
-    assert_eq!(client.get(format!("{base}/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(format!("{base}/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(format!("{base}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 
-    readiness.add("database", || async { Err("connection refused".to_string()) });
+    readiness.add("database", || async {
+        Err("connection refused".to_string())
+    });
     let res = client.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(res.status(), 503);
     let body: serde_json::Value = res.json().await.unwrap();
@@ -192,8 +248,20 @@ async fn health_readiness_and_metrics() {
     assert_eq!(body["checks"]["database"]["reason"], "connection refused");
     assert_eq!(body["checks"]["always"]["status"], "ok");
 
-    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("protostar_http_requests_total{listener=\"public\",method=\"GET\",status=\"200\"}"), "{metrics}");
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "protostar_http_requests_total{listener=\"public\",method=\"GET\",status=\"200\"}"
+        ),
+        "{metrics}"
+    );
     stop.cancel();
 }
 
@@ -201,8 +269,12 @@ async fn health_readiness_and_metrics() {
 async fn tokens_are_checked_by_the_service_itself() {
     let (base, _, stop) = start().await;
     let client = kernel::http::client(std::time::Duration::from_secs(10));
-    let (status, body, _) = problem(client.get(format!("{base}/private")).send().await.unwrap()).await;
-    assert_eq!((status, body["type"].as_str()), (401, Some("https://protostar.dev/problems/unauthenticated")));
+    let (status, body, _) =
+        problem(client.get(format!("{base}/private")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["type"].as_str()),
+        (401, Some("https://protostar.dev/problems/unauthenticated"))
+    );
     let (status, _, _) = problem(
         client
             .get(format!("{base}/private"))

@@ -7,7 +7,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, OctetKeyPairParameters, OctetKeyPairType,
+    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, OctetKeyPairParameters,
+    OctetKeyPairType,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kernel::tokens::{AuthConfig, Claims, HttpKeySource, Role, TokenError, TokenVerifier};
@@ -86,7 +87,9 @@ async fn jwks_server(keys: Arc<Mutex<JwkSet>>, fetches: Arc<Mutex<u32>>) -> Stri
 
 async fn setup() -> (Key, TokenVerifier, Arc<Mutex<JwkSet>>, Arc<Mutex<u32>>) {
     let key = Key::new("k1");
-    let set = Arc::new(Mutex::new(JwkSet { keys: vec![key.jwk()] }));
+    let set = Arc::new(Mutex::new(JwkSet {
+        keys: vec![key.jwk()],
+    }));
     let fetches = Arc::new(Mutex::new(0));
     let url = jwks_server(set.clone(), fetches.clone()).await;
     let verifier = TokenVerifier::new(HttpKeySource::new(url), &AuthConfig::default());
@@ -115,37 +118,81 @@ async fn forged_tokens_are_refused() {
     let public = key.signing.verifying_key().to_bytes();
     let mut hs_header = Header::new(Algorithm::HS256);
     hs_header.kid = Some("k1".into());
-    let hs = jsonwebtoken::encode(&hs_header, &claims(600), &EncodingKey::from_secret(&public)).unwrap();
-    assert_eq!(verifier.verify(&hs).await.unwrap_err(), TokenError::WrongAlgorithm);
+    let hs =
+        jsonwebtoken::encode(&hs_header, &claims(600), &EncodingKey::from_secret(&public)).unwrap();
+    assert_eq!(
+        verifier.verify(&hs).await.unwrap_err(),
+        TokenError::WrongAlgorithm
+    );
 
     // Expired (beyond the leeway) and not yet valid.
-    assert_eq!(verifier.verify(&key.sign(&claims(-120))).await.unwrap_err(), TokenError::Expired);
+    assert_eq!(
+        verifier.verify(&key.sign(&claims(-120))).await.unwrap_err(),
+        TokenError::Expired
+    );
     let mut early = claims(600);
     early.nbf = Some(chrono::Utc::now().timestamp() + 300);
-    assert_eq!(verifier.verify(&key.sign(&early)).await.unwrap_err(), TokenError::NotYetValid);
+    assert_eq!(
+        verifier.verify(&key.sign(&early)).await.unwrap_err(),
+        TokenError::NotYetValid
+    );
 
     // Someone else's audience or issuer.
     let mut aud = claims(600);
     aud.aud = "another-app".into();
-    assert_eq!(verifier.verify(&key.sign(&aud)).await.unwrap_err(), TokenError::WrongIssuerOrAudience);
+    assert_eq!(
+        verifier.verify(&key.sign(&aud)).await.unwrap_err(),
+        TokenError::WrongIssuerOrAudience
+    );
     let mut iss = claims(600);
     iss.iss = "https://evil.example".into();
-    assert_eq!(verifier.verify(&key.sign(&iss)).await.unwrap_err(), TokenError::WrongIssuerOrAudience);
+    assert_eq!(
+        verifier.verify(&key.sign(&iss)).await.unwrap_err(),
+        TokenError::WrongIssuerOrAudience
+    );
 
     // A key we never published.
     let stranger = Key::new("k-unknown");
-    assert_eq!(verifier.verify(&stranger.sign(&claims(600))).await.unwrap_err(), TokenError::UnknownKid);
+    assert_eq!(
+        verifier
+            .verify(&stranger.sign(&claims(600)))
+            .await
+            .unwrap_err(),
+        TokenError::UnknownKid
+    );
     // Our kid, another key.
     let impostor = Key::new("k1");
-    assert_eq!(verifier.verify(&impostor.sign(&claims(600))).await.unwrap_err(), TokenError::Invalid);
+    assert_eq!(
+        verifier
+            .verify(&impostor.sign(&claims(600)))
+            .await
+            .unwrap_err(),
+        TokenError::Invalid
+    );
 
     // A payload edited after signing: the role raised to admin.
-    let mut payload: serde_json::Value = serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
+    let mut payload: serde_json::Value =
+        serde_json::from_slice(&B64.decode(parts[1]).unwrap()).unwrap();
     payload["role"] = "admin".into();
-    let tampered = format!("{}.{}.{}", parts[0], B64.encode(payload.to_string()), parts[2]);
-    assert_eq!(verifier.verify(&tampered).await.unwrap_err(), TokenError::Invalid);
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        B64.encode(payload.to_string()),
+        parts[2]
+    );
+    assert_eq!(
+        verifier.verify(&tampered).await.unwrap_err(),
+        TokenError::Invalid
+    );
 
-    for garbage in ["", "abc", "a.b.c", "....", "eyJhbGciOiJFZERTQSJ9.e30", &"x".repeat(10_000)] {
+    for garbage in [
+        "",
+        "abc",
+        "a.b.c",
+        "....",
+        "eyJhbGciOiJFZERTQSJ9.e30",
+        &"x".repeat(10_000),
+    ] {
         assert!(verifier.verify(garbage).await.is_err(), "{garbage}");
     }
 }
@@ -168,14 +215,24 @@ async fn a_rotated_key_is_fetched_once_and_made_up_kids_cannot_flood_the_jwks() 
     // A hundred tokens with invented kids inside the refresh floor cost no fetch at all.
     for i in 0..100 {
         let k = Key::new(&format!("made-up-{i}"));
-        assert_eq!(verifier.verify(&k.sign(&claims(600))).await.unwrap_err(), TokenError::UnknownKid);
+        assert_eq!(
+            verifier.verify(&k.sign(&claims(600))).await.unwrap_err(),
+            TokenError::UnknownKid
+        );
     }
-    assert!(*fetches.lock().unwrap() <= 3, "{} fetches", fetches.lock().unwrap());
+    assert!(
+        *fetches.lock().unwrap() <= 3,
+        "{} fetches",
+        fetches.lock().unwrap()
+    );
 }
 
 #[tokio::test]
 async fn unreachable_keys_are_a_distinct_error() {
-    let verifier = TokenVerifier::new(HttpKeySource::new("http://127.0.0.1:1/jwks.json"), &AuthConfig::default());
+    let verifier = TokenVerifier::new(
+        HttpKeySource::new("http://127.0.0.1:1/jwks.json"),
+        &AuthConfig::default(),
+    );
     let key = Key::new("k1");
     assert!(matches!(
         verifier.verify(&key.sign(&claims(600))).await.unwrap_err(),

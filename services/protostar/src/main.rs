@@ -10,7 +10,11 @@ use kernel::telemetry::{LogConfig, init_logging};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "protostar", version, about = "Protostar — Forge Your Future: a career chatbot platform")]
+#[command(
+    name = "protostar",
+    version,
+    about = "Protostar — Forge Your Future: a career chatbot platform"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -36,7 +40,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("protostar: cannot start the async runtime: {e}");

@@ -98,8 +98,18 @@ pub async fn run(config: ConfigSource, targets: Vec<&Target>) -> anyhow::Result<
         tracing::info!(target = target.name, "target started");
     }
     let health = health_router(platform.metrics.clone(), platform.readiness.clone());
-    let public = standard_layers(public.merge(health.clone()), "public", platform.metrics.clone(), listen.body_limit_bytes);
-    let admin = standard_layers(admin.merge(health), "admin", platform.metrics.clone(), listen.body_limit_bytes);
+    let public = standard_layers(
+        public.merge(health.clone()),
+        "public",
+        platform.metrics.clone(),
+        listen.body_limit_bytes,
+    );
+    let admin = standard_layers(
+        admin.merge(health),
+        "admin",
+        platform.metrics.clone(),
+        listen.body_limit_bytes,
+    );
 
     let public_listener = bind(&listen.public_addr, "public_addr").await?;
     let admin_listener = bind(&listen.admin_addr, "admin_addr").await?;
@@ -122,7 +132,10 @@ pub async fn run(config: ConfigSource, targets: Vec<&Target>) -> anyhow::Result<
         }
     });
     shutdown_signal().await;
-    tracing::info!(drain_secs = listen.drain_secs, "stopping: draining in-flight requests");
+    tracing::info!(
+        drain_secs = listen.drain_secs,
+        "stopping: draining in-flight requests"
+    );
     stop.cancel();
     match tokio::time::timeout(Duration::from_secs(listen.drain_secs), servers).await {
         Ok(Ok(Ok(_))) => {}

@@ -28,20 +28,39 @@ pub const ALL: &str = "all";
 /// Expands a `--target` list (comma-separated, aliases allowed) into targets in registry order.
 pub fn select<'r>(registry: &'r [Target], requested: &[String]) -> Result<Vec<&'r Target>, String> {
     let mut wanted = BTreeSet::new();
-    for name in requested.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
+    for name in requested
+        .iter()
+        .flat_map(|s| s.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         if name == ALL {
             wanted.extend(registry.iter().filter(|t| t.init.is_some()).map(|t| t.name));
         } else if registry.iter().any(|t| t.name == name) {
-            wanted.insert(registry.iter().find(|t| t.name == name).map(|t| t.name).unwrap_or(name));
+            wanted.insert(
+                registry
+                    .iter()
+                    .find(|t| t.name == name)
+                    .map(|t| t.name)
+                    .unwrap_or(name),
+            );
         } else {
-            let known: Vec<&str> = std::iter::once(ALL).chain(registry.iter().map(|t| t.name)).collect();
-            return Err(format!("unknown target `{name}`; known targets: {}", known.join(", ")));
+            let known: Vec<&str> = std::iter::once(ALL)
+                .chain(registry.iter().map(|t| t.name))
+                .collect();
+            return Err(format!(
+                "unknown target `{name}`; known targets: {}",
+                known.join(", ")
+            ));
         }
     }
     if requested.is_empty() {
         return Err("name at least one target, or `all`".into());
     }
-    Ok(registry.iter().filter(|t| wanted.contains(t.name)).collect())
+    Ok(registry
+        .iter()
+        .filter(|t| wanted.contains(t.name))
+        .collect())
 }
 
 #[cfg(test)]
@@ -67,9 +86,17 @@ mod tests {
     #[test]
     fn all_expands_to_every_target_in_registry_order() {
         let r = fake();
-        let names: Vec<&str> = select(&r, &["all".into()]).unwrap().iter().map(|t| t.name).collect();
+        let names: Vec<&str> = select(&r, &["all".into()])
+            .unwrap()
+            .iter()
+            .map(|t| t.name)
+            .collect();
         assert_eq!(names, ["auth", "user", "chat"]);
-        let names: Vec<&str> = select(&r, &["chat,auth".into()]).unwrap().iter().map(|t| t.name).collect();
+        let names: Vec<&str> = select(&r, &["chat,auth".into()])
+            .unwrap()
+            .iter()
+            .map(|t| t.name)
+            .collect();
         assert_eq!(names, ["auth", "chat"]);
     }
 
@@ -77,7 +104,10 @@ mod tests {
     fn unknown_targets_are_named() {
         let r = fake();
         let err = select(&r, &["chta".into()]).err().unwrap();
-        assert!(err.contains("`chta`") && err.contains("auth, user, chat"), "{err}");
+        assert!(
+            err.contains("`chta`") && err.contains("auth, user, chat"),
+            "{err}"
+        );
         assert!(select(&r, &[]).is_err());
     }
 

@@ -32,7 +32,8 @@ fn base_env(cmd: &mut Command, db: &TestDb, data: &std::path::Path) {
 
 /// Starts `serve --target all` and reads its JSON log until the "listening" line.
 fn start(db: &TestDb) -> Running {
-    let data = std::env::temp_dir().join(format!("protostar-serve-{}", uuid::Uuid::new_v4().simple()));
+    let data =
+        std::env::temp_dir().join(format!("protostar-serve-{}", uuid::Uuid::new_v4().simple()));
     let mut cmd = Command::new(BIN);
     base_env(&mut cmd, db, &data);
     let mut child = cmd
@@ -48,12 +49,21 @@ fn start(db: &TestDb) -> Running {
             if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                 && v["message"] == "listening"
             {
-                let _ = tx.send((v["public"].as_str().unwrap().to_owned(), v["admin"].as_str().unwrap().to_owned()));
+                let _ = tx.send((
+                    v["public"].as_str().unwrap().to_owned(),
+                    v["admin"].as_str().unwrap().to_owned(),
+                ));
             }
         }
     });
-    let (public, admin) = rx.recv_timeout(Duration::from_secs(30)).expect("protostar never said it was listening");
-    Running { child, public, admin }
+    let (public, admin) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("protostar never said it was listening");
+    Running {
+        child,
+        public,
+        admin,
+    }
 }
 
 fn client() -> reqwest::Client {
@@ -65,12 +75,24 @@ async fn serves_health_on_both_listeners_and_stops_on_sigterm() {
     let db = TestDb::new().await;
     let mut p = start(&db);
     for addr in [&p.public, &p.admin] {
-        let res = client().get(format!("http://{addr}/healthz")).send().await.unwrap();
+        let res = client()
+            .get(format!("http://{addr}/healthz"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
-        let res = client().get(format!("http://{addr}/readyz")).send().await.unwrap();
+        let res = client()
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
     }
-    let res = client().get(format!("http://{}/api/nothing-here", p.public)).send().await.unwrap();
+    let res = client()
+        .get(format!("http://{}/api/nothing-here", p.public))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     let metrics = client()
@@ -81,7 +103,10 @@ async fn serves_health_on_both_listeners_and_stops_on_sigterm() {
         .text()
         .await
         .unwrap();
-    assert!(metrics.contains("protostar_http_requests_total"), "{metrics}");
+    assert!(
+        metrics.contains("protostar_http_requests_total"),
+        "{metrics}"
+    );
 
     let status = Command::new("kill")
         .args(["-TERM", &p.child.id().to_string()])
@@ -94,7 +119,10 @@ async fn serves_health_on_both_listeners_and_stops_on_sigterm() {
             assert!(exit.success(), "exit status {exit}");
             break;
         }
-        assert!(Instant::now() < deadline, "protostar did not stop after SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "protostar did not stop after SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -107,7 +135,11 @@ fn run_and_fail(args: &[&str], env: &[(&str, &str)]) -> String {
         .args(args)
         .output()
         .expect("run protostar");
-    assert!(!out.status.success(), "expected a failure, got {}", out.status);
+    assert!(
+        !out.status.success(),
+        "expected a failure, got {}",
+        out.status
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -121,13 +153,22 @@ fn bad_configuration_is_refused_naming_every_key() {
             ("PROTOSTAR_LOG__FORMAT", "json"),
         ],
     );
-    assert!(err.contains("`databse`") && err.contains("PROTOSTAR_DATABSE"), "{err}");
-    assert!(err.contains("broker.prefetch") || err.contains("broker.url"), "{err}");
+    assert!(
+        err.contains("`databse`") && err.contains("PROTOSTAR_DATABSE"),
+        "{err}"
+    );
+    assert!(
+        err.contains("broker.prefetch") || err.contains("broker.url"),
+        "{err}"
+    );
 
     let err = run_and_fail(&["serve"], &[("PROTOSTAR_LOG__FILTER", "info,[[[")]);
     assert!(err.contains("log.filter"), "{err}");
 
-    let err = run_and_fail(&["serve"], &[("PROTOSTAR_CONFIG", "/nonexistent/protostar.toml")]);
+    let err = run_and_fail(
+        &["serve"],
+        &[("PROTOSTAR_CONFIG", "/nonexistent/protostar.toml")],
+    );
     assert!(err.contains("/nonexistent/protostar.toml"), "{err}");
 
     let err = run_and_fail(&["serve", "--target", "chta"], &[]);
@@ -143,7 +184,10 @@ fn a_busy_port_names_the_setting() {
     let addr = taken.local_addr().unwrap().to_string();
     let err = run_and_fail(
         &["serve"],
-        &[("PROTOSTAR_PUBLIC_ADDR", addr.as_str()), ("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0")],
+        &[
+            ("PROTOSTAR_PUBLIC_ADDR", addr.as_str()),
+            ("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0"),
+        ],
     );
     assert!(err.contains("public_addr") && err.contains(&addr), "{err}");
 }
@@ -157,5 +201,9 @@ async fn migrate_applies_and_exits() {
         .args(["migrate", "--target", "all"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

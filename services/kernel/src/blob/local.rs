@@ -26,7 +26,9 @@ impl LocalStore {
     }
 
     fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let dir = path.parent().ok_or_else(|| std::io::Error::other("key without a folder"))?;
+        let dir = path
+            .parent()
+            .ok_or_else(|| std::io::Error::other("key without a folder"))?;
         std::fs::create_dir_all(dir)?;
         let tmp = dir.join(format!(".tmp-{}", uuid::Uuid::new_v4().simple()));
         let mut f = std::fs::File::create(&tmp)?;
@@ -39,7 +41,12 @@ impl LocalStore {
 }
 
 impl BlobStore for LocalStore {
-    fn put<'a>(&'a self, key: &'a str, bytes: Bytes, content_type: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
             check_key(key)?;
             let (data, meta) = (self.data.join(key), self.meta.join(key));
@@ -59,7 +66,9 @@ impl BlobStore for LocalStore {
             check_key(key)?;
             let bytes = match tokio::fs::read(self.data.join(key)).await {
                 Ok(b) => b,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(BlobError::NotFound(key.to_owned())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(BlobError::NotFound(key.to_owned()));
+                }
                 Err(e) => return Err(io(e)),
             };
             let content_type = tokio::fs::read_to_string(self.meta.join(key))
@@ -105,7 +114,9 @@ impl BlobStore for LocalStore {
                             stack.push(path);
                         } else if let Ok(rel) = path.strip_prefix(&root) {
                             let key = rel.to_string_lossy().into_owned();
-                            if key.starts_with(&prefix) && !key.rsplit('/').next().unwrap_or("").starts_with(".tmp-") {
+                            if key.starts_with(&prefix)
+                                && !key.rsplit('/').next().unwrap_or("").starts_with(".tmp-")
+                            {
                                 out.push(key);
                             }
                         }

@@ -33,7 +33,12 @@ pub struct Blob {
 
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `bytes` at `key`, replacing what was there; durable when it returns.
-    fn put<'a>(&'a self, key: &'a str, bytes: Bytes, content_type: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), BlobError>>;
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Blob, BlobError>>;
     /// Deleting what is not there succeeds: callers retry deletions.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
@@ -54,12 +59,18 @@ pub fn valid_key(key: &str) -> bool {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.=".contains(&b))
         })
 }
 
 pub(crate) fn check_key(key: &str) -> Result<(), BlobError> {
-    if valid_key(key) { Ok(()) } else { Err(BlobError::InvalidKey(key.to_owned())) }
+    if valid_key(key) {
+        Ok(())
+    } else {
+        Err(BlobError::InvalidKey(key.to_owned()))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -121,30 +132,41 @@ impl Default for BlobConfig {
 
 impl BlobConfig {
     /// The configured store; errors name the missing key.
-    pub async fn open(&self, default_local: Option<PathBuf>) -> Result<SharedBlobStore, crate::ConfigError> {
+    pub async fn open(
+        &self,
+        default_local: Option<PathBuf>,
+    ) -> Result<SharedBlobStore, crate::ConfigError> {
         use crate::ConfigError;
         match self.kind {
             BlobKind::Local => {
-                let path = self
-                    .path
-                    .clone()
-                    .or(default_local)
-                    .ok_or_else(|| ConfigError::key("blob.path", "is required when blob.kind is local"))?;
-                let store = LocalStore::open(path).map_err(|e| ConfigError::key("blob.path", e.to_string()))?;
+                let path = self.path.clone().or(default_local).ok_or_else(|| {
+                    ConfigError::key("blob.path", "is required when blob.kind is local")
+                })?;
+                let store = LocalStore::open(path)
+                    .map_err(|e| ConfigError::key("blob.path", e.to_string()))?;
                 Ok(Arc::new(store))
             }
             BlobKind::S3 => {
                 let mut missing = Vec::new();
                 let bucket = self.bucket.clone().unwrap_or_else(|| {
-                    missing.push(ConfigError::key("blob.bucket", "is required when blob.kind is s3"));
+                    missing.push(ConfigError::key(
+                        "blob.bucket",
+                        "is required when blob.kind is s3",
+                    ));
                     String::new()
                 });
                 let ak = self.access_key_id.clone().unwrap_or_else(|| {
-                    missing.push(ConfigError::key("blob.access_key_id", "is required when blob.kind is s3"));
+                    missing.push(ConfigError::key(
+                        "blob.access_key_id",
+                        "is required when blob.kind is s3",
+                    ));
                     Secret::new(String::new())
                 });
                 let sk = self.secret_access_key.clone().unwrap_or_else(|| {
-                    missing.push(ConfigError::key("blob.secret_access_key", "is required when blob.kind is s3"));
+                    missing.push(ConfigError::key(
+                        "blob.secret_access_key",
+                        "is required when blob.kind is s3",
+                    ));
                     Secret::new(String::new())
                 });
                 ConfigError::collect(missing)?;
@@ -176,7 +198,9 @@ mod tests {
     fn keys_cannot_escape() {
         assert!(valid_key("owner-1/doc-2/original"));
         assert!(valid_key("a/b.c/d_e=f"));
-        for bad in ["", "/abs", "a//b", "a/../b", "..", "a/./b", "a b", "a\\b", "키"] {
+        for bad in [
+            "", "/abs", "a//b", "a/../b", "..", "a/./b", "a b", "a\\b", "키",
+        ] {
             assert!(!valid_key(bad), "{bad}");
         }
     }

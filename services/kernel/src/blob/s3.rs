@@ -4,7 +4,9 @@
 use super::{Blob, BlobError, BlobStore, check_key};
 use crate::Secret;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_http_client::tls;
@@ -39,7 +41,9 @@ impl S3Store {
             "protostar-config",
         );
         let http = aws_smithy_http_client::Builder::new()
-            .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
             .build_https();
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
@@ -61,15 +65,28 @@ impl S3Store {
     }
 
     pub async fn ensure_bucket(&self) -> Result<(), BlobError> {
-        if self.client.head_bucket().bucket(&self.bucket).send().await.is_ok() {
+        if self
+            .client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
-        match self.client.create_bucket().bucket(&self.bucket).send().await {
+        match self
+            .client
+            .create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) => {
-                let already = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists());
+                let already = e.as_service_error().is_some_and(|s| {
+                    s.is_bucket_already_owned_by_you() || s.is_bucket_already_exists()
+                });
                 if already { Ok(()) } else { Err(backend(e)) }
             }
         }
@@ -77,7 +94,12 @@ impl S3Store {
 }
 
 impl BlobStore for S3Store {
-    fn put<'a>(&'a self, key: &'a str, bytes: Bytes, content_type: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
             check_key(key)?;
             self.client
@@ -96,16 +118,29 @@ impl BlobStore for S3Store {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Blob, BlobError>> {
         Box::pin(async move {
             check_key(key)?;
-            let out = match self.client.get_object().bucket(&self.bucket).key(key).send().await {
+            let out = match self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+            {
                 Ok(o) => o,
                 Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
                     return Err(BlobError::NotFound(key.to_owned()));
                 }
                 Err(e) => return Err(backend(e)),
             };
-            let content_type = out.content_type().unwrap_or("application/octet-stream").to_owned();
+            let content_type = out
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned();
             let bytes = out.body.collect().await.map_err(backend)?.into_bytes();
-            Ok(Blob { bytes, content_type })
+            Ok(Blob {
+                bytes,
+                content_type,
+            })
         })
     }
 
@@ -135,7 +170,11 @@ impl BlobStore for S3Store {
                 .send();
             while let Some(page) = pages.next().await {
                 let page = page.map_err(backend)?;
-                keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+                keys.extend(
+                    page.contents()
+                        .iter()
+                        .filter_map(|o| o.key().map(str::to_owned)),
+                );
             }
             Ok(keys)
         })

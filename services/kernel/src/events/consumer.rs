@@ -32,7 +32,11 @@ impl From<sqlx::Error> for HandlerError {
 /// A consumer's logic. `tx` is the open transaction in the consumer's schema; whatever the
 /// handler writes commits together with the record that the event was processed.
 pub trait Handler: Send + Sync + 'static {
-    fn handle<'a>(&'a self, tx: &'a mut PgConnection, event: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>>;
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        event: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
 }
 
 #[derive(Debug, Clone)]
@@ -122,19 +126,29 @@ pub async fn process(sub: &Subscription, payload: &[u8]) -> Disposition {
     for attempt in 1..=sub.retry.max_attempts.max(1) {
         match try_once(sub, &event).await {
             Attempt::Done => {
+                super::metrics::consumed(&sub.name, "applied");
                 tracing::debug!(parent: &span, attempt, "event applied");
                 return Disposition::Ack;
             }
             Attempt::Duplicate => {
+                super::metrics::consumed(&sub.name, "duplicate");
                 tracing::debug!(parent: &span, "duplicate delivery ignored");
                 return Disposition::Ack;
             }
             Attempt::Failed(HandlerError::Permanent(e)) => {
                 tracing::warn!(parent: &span, error = format!("{e:#}"), "permanent failure; parking");
-                return park(sub, Some(&event), payload, &format!("permanent failure: {e:#}"), attempt).await;
+                return park(
+                    sub,
+                    Some(&event),
+                    payload,
+                    &format!("permanent failure: {e:#}"),
+                    attempt,
+                )
+                .await;
             }
             Attempt::Failed(HandlerError::Transient(e)) => {
                 last_error = format!("{e:#}");
+                super::metrics::consumed(&sub.name, "retried");
                 tracing::warn!(parent: &span, attempt, error = %last_error, "handler failed");
                 if attempt < sub.retry.max_attempts {
                     tokio::time::sleep(sub.retry.delay(attempt)).await;
@@ -146,7 +160,10 @@ pub async fn process(sub: &Subscription, payload: &[u8]) -> Disposition {
         sub,
         Some(&event),
         payload,
-        &format!("failed {} times; last error: {last_error}", sub.retry.max_attempts),
+        &format!(
+            "failed {} times; last error: {last_error}",
+            sub.retry.max_attempts
+        ),
         sub.retry.max_attempts,
     )
     .await
@@ -179,10 +196,20 @@ async fn try_once(sub: &Subscription, event: &Event) -> Attempt {
     }
 }
 
-async fn park(sub: &Subscription, event: Option<&Event>, payload: &[u8], reason: &str, attempts: u32) -> Disposition {
+async fn park(
+    sub: &Subscription,
+    event: Option<&Event>,
+    payload: &[u8],
+    reason: &str,
+    attempts: u32,
+) -> Disposition {
     match dead_letter::park(&sub.db, &sub.name, event, payload, reason, attempts).await {
-        Ok(()) => Disposition::Ack,
+        Ok(()) => {
+            super::metrics::consumed(&sub.name, "parked");
+            Disposition::Ack
+        }
         Err(e) => {
+            super::metrics::consumed(&sub.name, "requeued");
             tracing::error!(consumer = %sub.name, error = %e, "cannot park a failed delivery; it will come again");
             Disposition::Requeue
         }

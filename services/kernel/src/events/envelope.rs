@@ -47,13 +47,19 @@ pub enum EnvelopeError {
 pub fn valid_type(t: &str) -> bool {
     let parts: Vec<&str> = t.split('.').collect();
     parts.len() >= 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        })
 }
 
 impl Event {
-    pub fn new(event_type: &str, service: &str, data: impl Serialize) -> Result<Self, EnvelopeError> {
+    pub fn new(
+        event_type: &str,
+        service: &str,
+        data: impl Serialize,
+    ) -> Result<Self, EnvelopeError> {
         if !valid_type(event_type) {
             return Err(EnvelopeError::BadType(event_type.to_owned()));
         }
@@ -92,9 +98,13 @@ impl Event {
     /// Reads a message from the wire; anything that is not one of our envelopes is an error
     /// the consumer parks with this reason.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, EnvelopeError> {
-        let e: Event = serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
+        let e: Event =
+            serde_json::from_slice(bytes).map_err(|e| EnvelopeError::Malformed(e.to_string()))?;
         if e.specversion != SPEC_VERSION {
-            return Err(EnvelopeError::Malformed(format!("specversion {} is not 1.0", e.specversion)));
+            return Err(EnvelopeError::Malformed(format!(
+                "specversion {} is not 1.0",
+                e.specversion
+            )));
         }
         if !valid_type(&e.event_type) {
             return Err(EnvelopeError::BadType(e.event_type));
@@ -109,9 +119,13 @@ mod tests {
 
     #[test]
     fn round_trips_and_validates() {
-        let e = Event::new("content.uploaded", "chat", serde_json::json!({"documentId": 1}))
-            .unwrap()
-            .with_subject("doc-1");
+        let e = Event::new(
+            "content.uploaded",
+            "chat",
+            serde_json::json!({"documentId": 1}),
+        )
+        .unwrap()
+        .with_subject("doc-1");
         let back = Event::from_bytes(&e.to_bytes()).unwrap();
         assert_eq!(back, e);
         assert_eq!(back.source, "/protostar/chat");

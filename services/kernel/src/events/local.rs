@@ -76,7 +76,11 @@ impl LocalBus {
             .unwrap_or_default()
     }
 
-    pub fn start_consumer(&self, sub: Subscription, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn start_consumer(
+        &self,
+        sub: Subscription,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let (tx, mut rx) = mpsc::channel::<Delivery>(CONCURRENCY * 4);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut cs) = self.consumers.write() {
@@ -96,7 +100,9 @@ impl LocalBus {
                     _ = stop.cancelled() => break,
                     d = rx.recv() => match d { Some(d) => d, None => break },
                 };
-                let Ok(permit) = limit.clone().acquire_owned().await else { break };
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
                 let sub = sub.clone();
                 tokio::spawn(async move {
                     let outcome = consumer::process(&sub, &delivery.payload).await;
@@ -111,7 +117,11 @@ impl LocalBus {
     }
 }
 
-async fn deliver(name: String, inbox: mpsc::Sender<Delivery>, payload: Arc<[u8]>) -> Result<(), BusError> {
+async fn deliver(
+    name: String,
+    inbox: mpsc::Sender<Delivery>,
+    payload: Arc<[u8]>,
+) -> Result<(), BusError> {
     loop {
         let (done, outcome) = oneshot::channel();
         inbox

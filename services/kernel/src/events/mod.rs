@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod dead_letter;
 pub mod envelope;
 mod local;
+pub mod metrics;
 pub mod outbox;
 pub mod pattern;
 mod rabbit;
@@ -71,7 +72,10 @@ impl Bus {
     }
 
     pub fn rabbit(url: &str) -> Self {
-        Self::Rabbit(rabbit::RabbitBus::new(Secret::new(url.to_owned()), default_prefetch()))
+        Self::Rabbit(rabbit::RabbitBus::new(
+            Secret::new(url.to_owned()),
+            default_prefetch(),
+        ))
     }
 
     pub fn kind(&self) -> &'static str {
@@ -90,7 +94,11 @@ impl Bus {
     }
 
     /// Starts a consumer; it runs (reconnecting as needed) until `stop`.
-    pub fn start_consumer(&self, sub: Subscription, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn start_consumer(
+        &self,
+        sub: Subscription,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         match self {
             Self::Rabbit(b) => b.start_consumer(sub, stop),
             Self::Local(b) => b.start_consumer(sub, stop),

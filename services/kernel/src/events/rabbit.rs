@@ -7,11 +7,11 @@ use super::consumer::{self, Disposition, Subscription};
 use super::{BusError, EXCHANGE, Event};
 use crate::Secret;
 use futures::StreamExt;
+use lapin::Confirmation;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::Confirmation;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::sync::Arc;
@@ -91,7 +91,8 @@ impl RabbitBus {
 
     pub async fn publish(&self, events: &[Event]) -> Result<(), BusError> {
         let result = tokio::time::timeout(PUBLISH_TIMEOUT, self.publish_confirmed(events)).await;
-        let result = result.unwrap_or_else(|_| Err(BusError::Broker("publishing timed out".into())));
+        let result =
+            result.unwrap_or_else(|_| Err(BusError::Broker("publishing timed out".into())));
         if result.is_err() {
             self.forget_publisher().await;
         }
@@ -121,7 +122,9 @@ impl RabbitBus {
         for c in confirms {
             match c.await? {
                 Confirmation::Ack(_) | Confirmation::NotRequested => {}
-                Confirmation::Nack(_) => return Err(BusError::Broker("the broker refused a message".into())),
+                Confirmation::Nack(_) => {
+                    return Err(BusError::Broker("the broker refused a message".into()));
+                }
             }
         }
         Ok(())
@@ -146,10 +149,17 @@ impl RabbitBus {
     }
 
     pub async fn check(&self) -> Result<(), String> {
-        self.publish_channel().await.map(|_| ()).map_err(|e| e.to_string())
+        self.publish_channel()
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
-    pub fn start_consumer(&self, sub: Subscription, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+    pub fn start_consumer(
+        &self,
+        sub: Subscription,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
         let bus = self.clone();
         tokio::spawn(async move {
             let mut failures = 0u32;
@@ -170,7 +180,8 @@ impl RabbitBus {
     async fn consume(&self, sub: &Subscription, stop: &CancellationToken) -> Result<(), BusError> {
         let conn = self.connect().await?;
         let ch = conn.create_channel().await?;
-        ch.basic_qos(self.prefetch, BasicQosOptions::default()).await?;
+        ch.basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
         Self::declare_exchange(&ch).await?;
         let queue = queue_name(&sub.name);
         ch.queue_declare(
@@ -210,9 +221,15 @@ impl RabbitBus {
             let delivery = match next {
                 Some(Ok(d)) => d,
                 Some(Err(e)) => return Err(e.into()),
-                None => return Err(BusError::Broker("the consumer was cancelled by the broker".into())),
+                None => {
+                    return Err(BusError::Broker(
+                        "the consumer was cancelled by the broker".into(),
+                    ));
+                }
             };
-            let Ok(permit) = limit.clone().acquire_owned().await else { break };
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                break;
+            };
             let sub = sub.clone();
             tokio::spawn(async move {
                 let outcome = consumer::process(&sub, &delivery.data).await;

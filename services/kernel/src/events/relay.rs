@@ -42,7 +42,12 @@ pub enum RelayError {
     Publish(#[from] super::BusError),
 }
 
-pub fn spawn(db: Database, bus: Bus, config: RelayConfig, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    db: Database,
+    bus: Bus,
+    config: RelayConfig,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move { run(db, bus, config, stop).await })
 }
 
@@ -130,7 +135,9 @@ pub async fn relay_batch(db: &Database, bus: &Bus, batch: i64) -> Result<usize, 
             Ok(e) => events.push(e),
             // Only our own code writes the outbox; a row we cannot read is a bug to see, not
             // a reason to stop every other event.
-            Err(e) => tracing::error!(schema = db.schema(), event_id = %id, error = %e, "unreadable outbox row skipped"),
+            Err(e) => {
+                tracing::error!(schema = db.schema(), event_id = %id, error = %e, "unreadable outbox row skipped")
+            }
         }
         ids.push(id);
     }
@@ -141,15 +148,29 @@ pub async fn relay_batch(db: &Database, bus: &Bus, batch: i64) -> Result<usize, 
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            super::metrics::get()
+                .published
+                .get_or_create(&super::metrics::SchemaLabel {
+                    schema: db.schema().to_owned(),
+                })
+                .inc_by(ids.len() as u64);
             Ok(ids.len())
         }
         Err(e) => {
-            sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)")
-                .bind(&ids)
-                .bind(e.to_string())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = ANY($1)",
+            )
+            .bind(&ids)
+            .bind(e.to_string())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
+            super::metrics::get()
+                .publish_failures
+                .get_or_create(&super::metrics::SchemaLabel {
+                    schema: db.schema().to_owned(),
+                })
+                .inc();
             Err(e.into())
         }
     }
@@ -160,10 +181,12 @@ async fn housekeeping(db: &Database, config: &RelayConfig) -> Result<(), sqlx::E
         .bind(config.keep_sent.as_secs_f64())
         .execute(db.pool())
         .await?;
-    sqlx::query("DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)")
-        .bind(config.keep_processed.as_secs_f64())
-        .execute(db.pool())
-        .await?;
+    sqlx::query(
+        "DELETE FROM processed_events WHERE processed_at < now() - make_interval(secs => $1)",
+    )
+    .bind(config.keep_processed.as_secs_f64())
+    .execute(db.pool())
+    .await?;
     Ok(())
 }
 

@@ -38,7 +38,10 @@ fn bearer(parts: &Parts) -> Option<Result<&str, Problem>> {
     let Some(token) = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
     else {
@@ -59,7 +62,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match <Caller as OptionalFromRequestParts<S>>::from_request_parts(parts, state).await? {
             Some(c) => Ok(c),
-            None => Err(Problem::Unauthenticated("This needs an access token.".into())),
+            None => Err(Problem::Unauthenticated(
+                "This needs an access token.".into(),
+            )),
         }
     }
 }
@@ -72,17 +77,22 @@ where
 {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         let Some(token) = bearer(parts) else {
             return Ok(None);
         };
         let verifier = Arc::<TokenVerifier>::from_ref(state);
         match verifier.verify(token?).await {
             Ok(claims) => Ok(Some(Caller(claims))),
-            Err(super::TokenError::KeysUnavailable(e)) => {
-                Err(Problem::UpstreamUnavailable(format!("Tokens cannot be checked right now ({e}).")))
-            }
-            Err(e) => Err(Problem::Unauthenticated(format!("The access token is not valid: {e}."))),
+            Err(super::TokenError::KeysUnavailable(e)) => Err(Problem::UpstreamUnavailable(
+                format!("Tokens cannot be checked right now ({e})."),
+            )),
+            Err(e) => Err(Problem::Unauthenticated(format!(
+                "The access token is not valid: {e}."
+            ))),
         }
     }
 }

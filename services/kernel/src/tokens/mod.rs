@@ -7,4 +7,6 @@ pub mod verifier;
 
 pub use claims::{Claims, Role};
 pub use extract::Caller;
-pub use verifier::{AuthConfig, HttpKeySource, KeySource, StaticKeySource, TokenError, TokenVerifier};
+pub use verifier::{
+    AuthConfig, HttpKeySource, KeySource, StaticKeySource, TokenError, TokenVerifier,
+};

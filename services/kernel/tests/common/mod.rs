@@ -58,7 +58,12 @@ pub async fn produce(producer: &Database, event_type: &str, n: usize) -> Vec<Eve
             .execute(&mut *tx)
             .await
             .unwrap();
-        let e = Event::new(event_type, "producer", serde_json::json!({"thing": id, "i": i})).unwrap();
+        let e = Event::new(
+            event_type,
+            "producer",
+            serde_json::json!({"thing": id, "i": i}),
+        )
+        .unwrap();
         kernel::events::outbox::enqueue(&mut tx, &e).await.unwrap();
         tx.commit().await.unwrap();
         out.push(e);
@@ -74,7 +79,11 @@ pub async fn count(db: &Database, sql: &'static str) -> i64 {
 pub struct Record;
 
 impl Handler for Record {
-    fn handle<'a>(&'a self, tx: &'a mut PgConnection, e: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        e: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             sqlx::query("INSERT INTO effects (event_id, event_type) VALUES ($1, $2)")
                 .bind(e.id)
@@ -104,7 +113,11 @@ impl Flaky {
 }
 
 impl Handler for Flaky {
-    fn handle<'a>(&'a self, tx: &'a mut PgConnection, e: &'a Event) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        e: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let n = {
                 let mut seen = self.seen.lock().unwrap();
@@ -113,10 +126,15 @@ impl Handler for Flaky {
                 *n
             };
             if self.permanent {
-                return Err(HandlerError::Permanent(anyhow::anyhow!("this consumer cannot use {}", e.event_type)));
+                return Err(HandlerError::Permanent(anyhow::anyhow!(
+                    "this consumer cannot use {}",
+                    e.event_type
+                )));
             }
             if n <= self.failures {
-                return Err(HandlerError::Transient(anyhow::anyhow!("simulated outage #{n}")));
+                return Err(HandlerError::Transient(anyhow::anyhow!(
+                    "simulated outage #{n}"
+                )));
             }
             sqlx::query("INSERT INTO effects (event_id, event_type) VALUES ($1, $2)")
                 .bind(e.id)
