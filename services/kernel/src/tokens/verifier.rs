@@ -107,7 +107,11 @@ impl KeySource for HttpKeySource {
                 .await
                 .map_err(|e| TokenError::KeysUnavailable(e.to_string()))?;
             if !res.status().is_success() {
-                return Err(TokenError::KeysUnavailable(format!("{} answered {}", self.url, res.status())));
+                return Err(TokenError::KeysUnavailable(format!(
+                    "{} answered {}",
+                    self.url,
+                    res.status()
+                )));
             }
             res.json::<JwkSet>()
                 .await
@@ -182,7 +186,9 @@ impl TokenVerifier {
                     K::ImmatureSignature => TokenError::NotYetValid,
                     K::InvalidAudience | K::InvalidIssuer => TokenError::WrongIssuerOrAudience,
                     K::InvalidAlgorithm => TokenError::WrongAlgorithm,
-                    K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => TokenError::Malformed,
+                    K::InvalidToken | K::Base64(_) | K::Json(_) | K::Utf8(_) => {
+                        TokenError::Malformed
+                    }
                     _ => TokenError::Invalid,
                 }
             })
@@ -197,7 +203,9 @@ impl TokenVerifier {
         if let Some(k) = self.cache.read().await.get(kid) {
             return Ok(k.clone());
         }
-        let may_refresh = state.fetched.is_none_or(|t| t.elapsed() >= self.refresh_floor);
+        let may_refresh = state
+            .fetched
+            .is_none_or(|t| t.elapsed() >= self.refresh_floor);
         if may_refresh {
             let set = self.source.fetch().await?;
             state.keys = decoding_keys(&set);
