@@ -99,12 +99,21 @@ impl Platform {
             Some(url) => TokenVerifier::new(HttpKeySource::new(url.clone()), &auth),
             None => TokenVerifier::new(StaticKeySource(local_keys.clone()), &auth),
         };
+        let bus = Bus::from_config(broker.as_ref());
+        let readiness = Readiness::default();
+        if let Bus::Rabbit(_) = bus {
+            let check = bus.clone();
+            readiness.add("broker", move || {
+                let bus = check.clone();
+                async move { bus.check().await }
+            });
+        }
         Ok(Self {
             config,
             database,
-            bus: Bus::from_config(broker.as_ref()),
+            bus,
             metrics: Metrics::new(),
-            readiness: Readiness::default(),
+            readiness,
             verifier: Arc::new(verifier),
             local_keys,
             auth,

@@ -32,10 +32,15 @@ fn base_env(cmd: &mut Command, db: &TestDb, data: &std::path::Path) {
 
 /// Starts `serve --target all` and reads its JSON log until the "listening" line.
 fn start(db: &TestDb) -> Running {
+    start_with(db, &[])
+}
+
+fn start_with(db: &TestDb, extra: &[(&str, &str)]) -> Running {
     let data =
         std::env::temp_dir().join(format!("protostar-serve-{}", uuid::Uuid::new_v4().simple()));
     let mut cmd = Command::new(BIN);
     base_env(&mut cmd, db, &data);
+    cmd.envs(extra.iter().copied());
     let mut child = cmd
         .args(["serve", "--target", "all"])
         .stdout(Stdio::piped())
@@ -206,4 +211,41 @@ async fn migrate_applies_and_exits() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[tokio::test]
+async fn readiness_names_the_broker_when_it_is_down() {
+    let db = TestDb::new().await;
+    let up = start_with(
+        &db,
+        &[(
+            "PROTOSTAR_BROKER__URL",
+            &kernel::testing::stack_env("PROTOSTAR_TEST_BROKER_URL"),
+        )],
+    );
+    let res = client()
+        .get(format!("http://{}/readyz", up.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["broker"]["status"], "ok", "{body}");
+
+    // Nothing listens on port 1: the process still starts, and says what is missing.
+    let down = start_with(
+        &db,
+        &[(
+            "PROTOSTAR_BROKER__URL",
+            "amqp://guest:guest@127.0.0.1:1/%2f",
+        )],
+    );
+    let res = client()
+        .get(format!("http://{}/readyz", down.public))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["checks"]["broker"]["status"], "failing", "{body}");
 }
