@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Edge proxy benchmark, one run, one command:   bash edge-proxy/bench/run.sh
 #
-# Measures, through each of: a direct connection (the limit), protostar-edge with the
-# userspace copy loop, protostar-edge with splice(2), and HAProxy configured the same way
-# (mode tcp, req.ssl_sni routing, send-proxy-v2):
+# Measures, through each of: a direct connection (the limit), protostar-edge with splice(2)
+# (the default) and with the userspace copy loop, and HAProxy configured the same way (mode
+# tcp, req.ssl_sni routing, send-proxy-v2), each with one thread per core and again with one
+# thread (the load generator shares the two cores, so one proxy thread can be the better fit):
 #   - bulk throughput of one established TLS connection (MiB/s, best of 3 x 1 GiB)
 # (each of these three is the median of REPS=5 interleaved rounds)
 #   - new TLS connections per second with SNI routing (8 concurrent clients, 6 s)
@@ -48,14 +49,17 @@ UP_PP=127.0.0.1:19444
 EDGE_USER=127.0.0.1:19445
 EDGE_SPLICE=127.0.0.1:19446
 HAPROXY=127.0.0.1:19447
+EDGE_SPLICE_1T=127.0.0.1:19448
+HAPROXY_1T=127.0.0.1:19449
 SNI=www.example.com
 
 "$LG" serve "$UP_PLAIN" "$UP_PP" "$WORK/cert.der" >/dev/null &
 PIDS+=($!)
 
-edge_config() { # listen admin copy
+edge_config() { # listen admin copy threads
     cat <<CFG
 copy = "$3"
+threads = $4
 [[listener]]
 bind = "$1"
 [admin]
@@ -85,18 +89,21 @@ addresses = ["$UP_PP"]
 health = { interval_ms = 0 }
 CFG
 }
-edge_config "$EDGE_USER" 127.0.0.1:19901 userspace >"$WORK/user.toml"
-edge_config "$EDGE_SPLICE" 127.0.0.1:19902 splice >"$WORK/splice.toml"
-cat >"$WORK/haproxy.cfg" <<CFG
+edge_config "$EDGE_USER" 127.0.0.1:19901 userspace 0 >"$WORK/user.toml"
+edge_config "$EDGE_SPLICE" 127.0.0.1:19902 splice 0 >"$WORK/splice.toml"
+edge_config "$EDGE_SPLICE_1T" 127.0.0.1:19903 splice 1 >"$WORK/splice1.toml"
+haproxy_config() { # listen nbthread
+    cat <<CFG
 global
     maxconn $IDLE_CONNS
+    nbthread $2
 defaults
     mode tcp
     timeout connect 5s
     timeout client 600s
     timeout server 600s
 frontend tls
-    bind $HAPROXY
+    bind $1
     tcp-request inspect-delay 5s
     tcp-request content accept if { req.ssl_hello_type 1 }
     use_backend admin if { req.ssl_sni -i admin.example.com }
@@ -106,6 +113,9 @@ backend admin
 backend public
     server up $UP_PP send-proxy-v2
 CFG
+}
+haproxy_config "$HAPROXY" "$(nproc)" >"$WORK/haproxy.cfg"
+haproxy_config "$HAPROXY_1T" 1 >"$WORK/haproxy1.cfg"
 
 RUST_LOG=warn "$EDGE_BIN" --config "$WORK/user.toml" &
 PID_USER=$!
@@ -116,6 +126,12 @@ PIDS+=($PID_SPLICE)
 haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
 PID_HAP=$!
 PIDS+=($PID_HAP)
+RUST_LOG=warn "$EDGE_BIN" --config "$WORK/splice1.toml" &
+PID_SPLICE_1T=$!
+PIDS+=($PID_SPLICE_1T)
+haproxy -f "$WORK/haproxy1.cfg" -db 2>"$WORK/haproxy1.log" &
+PID_HAP_1T=$!
+PIDS+=($PID_HAP_1T)
 
 for _ in $(seq 100); do
     [ -s "$WORK/cert.der" ] && break
@@ -126,9 +142,11 @@ CERT="$WORK/cert.der"
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-declare -A ADDR=([direct]=$UP_PLAIN [edge-userspace]=$EDGE_USER [edge-splice]=$EDGE_SPLICE [haproxy]=$HAPROXY)
-declare -A PID=([edge-userspace]=$PID_USER [edge-splice]=$PID_SPLICE [haproxy]=$PID_HAP)
-TARGETS=(direct edge-userspace edge-splice haproxy)
+declare -A ADDR=([direct]=$UP_PLAIN [edge-userspace]=$EDGE_USER [edge-splice]=$EDGE_SPLICE [haproxy]=$HAPROXY
+    [edge-splice-1thread]=$EDGE_SPLICE_1T [haproxy-1thread]=$HAPROXY_1T)
+declare -A PID=([edge-userspace]=$PID_USER [edge-splice]=$PID_SPLICE [haproxy]=$PID_HAP
+    [edge-splice-1thread]=$PID_SPLICE_1T [haproxy-1thread]=$PID_HAP_1T)
+TARGETS=(direct edge-splice edge-userspace haproxy edge-splice-1thread haproxy-1thread)
 declare -A BULK RATE P50 P99 RSS0 RSS
 
 for t in "${TARGETS[@]}"; do
@@ -172,7 +190,7 @@ for t in "${TARGETS[@]}"; do
     P50[$t]=$(echo "${P50S[$t]}" | median)
     P99[$t]=$(echo "${P99S[$t]}" | median)
 done
-for t in edge-userspace edge-splice haproxy; do
+for t in edge-splice edge-userspace haproxy edge-splice-1thread haproxy-1thread; do
     settle
     "$LG" idle "${ADDR[$t]}" "$SNI" "$CERT" --count "$IDLE_CONNS" --hold-secs 600 >"$WORK/idle.out" &
     IDLE=$!

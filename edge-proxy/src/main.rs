@@ -30,10 +30,11 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     raise_fd_limit();
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run(args, config))
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if config.threads > 0 {
+        runtime.worker_threads(config.threads);
+    }
+    runtime.enable_all().build()?.block_on(run(args, config))
 }
 
 async fn run(args: Args, config: Config) -> anyhow::Result<()> {

@@ -135,3 +135,14 @@ async fn default_route_takes_unknown_and_missing_names() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn userspace_copy_mode_relays_too() -> Result<()> {
+    let stack = Stack::start(|c| c.copy = protostar_edge::config::CopyMode::Userspace).await?;
+    let (addr, trusted) = (stack.addr(), stack.trusted());
+    let seen =
+        blocking(move || tls_via(addr, "admin.example.com", &trusted, &ClientOpts::default()))
+            .await?;
+    assert_eq!(seen.cert, stack.admin.cert);
+    Ok(())
+}
