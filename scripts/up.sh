@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # `make up`: the whole platform on this machine. Installs PostgreSQL+pgvector if missing, builds
-# the binary, starts PostgreSQL (durable, under $PROTOSTAR_HOME) and `protostar serve --target
+# the binary, starts PostgreSQL (durable, under $UP_DIR, default /var/tmp/protostar-up) and `protostar serve --target
 # all` in the background, waits until it is ready and prints where it answers.
 # `make down` (this script with `stop`) stops both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-HOME_DIR=${PROTOSTAR_HOME:-/var/tmp/protostar-up}
+HOME_DIR=${UP_DIR:-/var/tmp/protostar-up}
 PROFILE=${PROFILE:-release}
 PUBLIC=${PROTOSTAR_PUBLIC_ADDR:-127.0.0.1:8080}
 ADMIN=${PROTOSTAR_ADMIN_ADDR:-127.0.0.1:8081}

@@ -24,7 +24,7 @@ struct Cli {
 enum Command {
     /// Serve the given targets (comma-separated, or `all`) until SIGTERM.
     Serve {
-        #[arg(long, default_value = "all", env = "PROTOSTAR_TARGET")]
+        #[arg(long, default_value = "all")]
         target: Vec<String>,
     },
     /// Apply the database migrations of the given targets, then exit (the Kubernetes Job).
