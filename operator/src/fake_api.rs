@@ -274,7 +274,9 @@ impl FakeApi {
         std::mem::take(&mut self.state().calls)
     }
 
-    fn serve(&self, method: &str, uri: &http::Uri, body: Value) -> (StatusCode, Value) {
+    /// Answers one request (watches excepted); public so that a test can put the same state
+    /// behind a real HTTP listener for the operator binary.
+    pub fn serve(&self, method: &str, uri: &http::Uri, body: Value) -> (StatusCode, Value) {
         let path = uri.path().to_owned();
         let query = decode_query(uri.query().unwrap_or_default());
         let mut state = self.state();
@@ -295,6 +297,27 @@ impl FakeApi {
                 StatusCode::NOT_FOUND,
                 "NotFound",
                 "the server could not find the requested resource",
+            );
+        }
+        let prefix = format!("/{}", segments[..segments.len() - rest.len()].join("/"));
+        if let ([plural], "GET") = (rest, method) {
+            // A list across all namespaces.
+            let selector = query.get("labelSelector").cloned().unwrap_or_default();
+            let items: Vec<Value> = state
+                .objects
+                .iter()
+                .filter(|(coll, _)| {
+                    coll.starts_with(&format!("{prefix}/namespaces/"))
+                        && coll.ends_with(&format!("/{plural}"))
+                })
+                .flat_map(|(_, objs)| objs.values())
+                .filter(|o| matches_selector(o, &selector))
+                .cloned()
+                .collect();
+            let revision = state.revision.to_string();
+            return (
+                StatusCode::OK,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": revision}, "items": items}),
             );
         }
         let (namespace, plural, name, sub) = match rest {
