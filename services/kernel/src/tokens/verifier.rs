@@ -34,6 +34,30 @@ pub struct AuthConfig {
     /// the key).
     #[serde(default)]
     pub signing_keys: Option<Secret<String>>,
+    /// Lifetime of an access token (the contract caps it at 15 minutes).
+    #[serde(default = "default_access_ttl")]
+    pub access_ttl_secs: u64,
+    /// Lifetime of a refresh token (and of its family's newest member).
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_ttl_secs: u64,
+    /// Lifetime of a password-reset token.
+    #[serde(default = "default_reset_ttl")]
+    pub password_reset_ttl_secs: u64,
+    /// 32 bytes, base64: encrypts the signing keys the auth service stores in its schema. Unset
+    /// on a single machine, where the auth service keeps one in its data dir.
+    #[serde(default)]
+    pub key_encryption_key: Option<Secret<String>>,
+    /// How old the signing key may get before the auth service makes a new one.
+    #[serde(default = "default_rotation")]
+    pub key_rotation_secs: u64,
+    /// A new key is published this long before it signs, so every verifier's cache has it.
+    #[serde(default = "default_publish_ahead")]
+    pub key_publish_ahead_secs: u64,
+    /// argon2id cost: memory in KiB and passes (OWASP's 19 MiB, 2 passes by default).
+    #[serde(default = "default_argon2_memory")]
+    pub argon2_memory_kib: u32,
+    #[serde(default = "default_argon2_iterations")]
+    pub argon2_iterations: u32,
 }
 
 fn default_name() -> String {
@@ -41,6 +65,27 @@ fn default_name() -> String {
 }
 fn default_leeway() -> u64 {
     30
+}
+fn default_access_ttl() -> u64 {
+    900
+}
+fn default_refresh_ttl() -> u64 {
+    30 * 24 * 3600
+}
+fn default_reset_ttl() -> u64 {
+    3600
+}
+fn default_rotation() -> u64 {
+    7 * 24 * 3600
+}
+fn default_publish_ahead() -> u64 {
+    120
+}
+fn default_argon2_memory() -> u32 {
+    19 * 1024
+}
+fn default_argon2_iterations() -> u32 {
+    2
 }
 
 impl Default for AuthConfig {
@@ -51,6 +96,14 @@ impl Default for AuthConfig {
             audience: default_name(),
             leeway_secs: default_leeway(),
             signing_keys: None,
+            access_ttl_secs: default_access_ttl(),
+            refresh_ttl_secs: default_refresh_ttl(),
+            password_reset_ttl_secs: default_reset_ttl(),
+            key_encryption_key: None,
+            key_rotation_secs: default_rotation(),
+            key_publish_ahead_secs: default_publish_ahead(),
+            argon2_memory_kib: default_argon2_memory(),
+            argon2_iterations: default_argon2_iterations(),
         }
     }
 }
