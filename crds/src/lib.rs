@@ -80,6 +80,9 @@ pub struct ProtostarSpec {
     /// Where notifications are delivered.
     #[serde(default)]
     pub notifications: NotificationsSpec,
+    /// The audit trail's volume (append-only files written by the audit target).
+    #[serde(default)]
+    pub audit: AuditSpec,
     /// Periodic jobs, each run as `protostar job NAME` by a CronJob.
     #[serde(default)]
     #[schemars(length(max = 20))]
@@ -483,7 +486,7 @@ pub struct ModelProvider {
 }
 
 /// One entry per service target; unset entries take the defaults.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServicesSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -498,7 +501,9 @@ pub struct ServicesSpec {
     pub ai: Option<TargetSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub noti: Option<TargetSpec>,
+    /// The audit trail has one writer (its files form a hash chain), so one replica at most.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("!has(self.autoscaling) && (!has(self.replicas) || self.replicas <= 1)").message("audit has a single writer: at most one replica and no autoscaling"))]
     pub audit: Option<TargetSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub psych: Option<TargetSpec>,
@@ -534,6 +539,15 @@ pub struct AutoscalingSpec {
 
 fn default_cpu_target() -> i32 {
     75
+}
+
+/// The audit trail's persistent volume. It holds data: no owner reference, never deleted by the
+/// operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditSpec {
+    #[serde(default)]
+    pub storage: StorageSpec,
 }
 
 /// Limits the services enforce; unset means the platform's default.

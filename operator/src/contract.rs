@@ -12,6 +12,8 @@ pub const TARGETS: [&str; 8] = [
 
 /// The target that faces the outside and holds the admin listener.
 pub const GATEWAY: &str = "gateway";
+/// The target that writes the audit trail: one writer, on a persistent volume.
+pub const AUDIT: &str = "audit";
 /// The target that issues tokens and serves the JWKS.
 pub const AUTH: &str = "auth";
 
@@ -29,7 +31,8 @@ pub fn serve_args(target: &str) -> Vec<String> {
     vec!["serve".into(), "--target".into(), target.into()]
 }
 
-/// `protostar migrate`: applies the schema migrations of this release, then exits.
+/// `protostar migrate` (every target's schema, the binary's default): applies the migrations of
+/// this release, then exits.
 pub fn migrate_args() -> Vec<String> {
     vec!["migrate".into()]
 }
@@ -38,6 +41,42 @@ pub fn migrate_args() -> Vec<String> {
 pub fn job_args(name: &str) -> Vec<String> {
     vec!["job".into(), name.into()]
 }
+
+/// Top-level configuration keys the binary accepts; it refuses to start on any other
+/// `PROTOSTAR_*` key (a misspelling guard). Mirrors `KNOWN_KEYS` in
+/// `services/protostar/src/serve.rs`, which a test compares with this list. Settings under
+/// other keys (quotas, models, notifications) are rendered only once the binary knows them.
+pub const KNOWN_TOP_LEVEL_KEYS: [&str; 13] = [
+    "public_addr",
+    "admin_addr",
+    "body_limit_bytes",
+    "drain_secs",
+    "data_dir",
+    "database",
+    "broker",
+    "redis",
+    "blob",
+    "auth",
+    "log",
+    "upstreams",
+    "audit",
+];
+
+/// The top-level key of a `PROTOSTAR_*` variable: `PROTOSTAR_DATABASE__URL_FILE` → `database`.
+pub fn top_level_key(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("PROTOSTAR_")?;
+    let rest = rest.strip_suffix("_FILE").unwrap_or(rest);
+    let first = rest.split("__").next()?;
+    (!first.is_empty()).then(|| first.to_ascii_lowercase())
+}
+
+/// Whether the binary accepts a variable (see `KNOWN_TOP_LEVEL_KEYS`).
+pub fn accepts(var: &str) -> bool {
+    top_level_key(var).is_some_and(|k| KNOWN_TOP_LEVEL_KEYS.contains(&k.as_str()))
+}
+
+/// Where the binary keeps per-process state (`data_dir`); an emptyDir in Kubernetes.
+pub const DATA_DIR: &str = "/var/lib/protostar";
 
 /// Configuration keys: `PROTOSTAR_` + nested keys joined with `__`; a key given as a file path
 /// takes the suffix `_FILE` (Secrets are mounted as files, never passed as values).
@@ -61,6 +100,9 @@ pub mod env {
     /// Already a file path: PEM file of the Ed25519 signing keys, newest first.
     pub const AUTH_SIGNING_KEYS_FILE: &str = "PROTOSTAR_AUTH__SIGNING_KEYS_FILE";
     pub const LOG_FILTER: &str = "PROTOSTAR_LOG__FILTER";
+    pub const DATA_DIR: &str = "PROTOSTAR_DATA_DIR";
+    /// Off in Kubernetes: the migration Job migrates before a release serves.
+    pub const DATABASE_MIGRATE_ON_START: &str = "PROTOSTAR_DATABASE__MIGRATE_ON_START";
     /// `PROTOSTAR_UPSTREAMS__<TARGET>` = `http://<service>:8080`, for the gateway in split mode.
     pub const UPSTREAMS_PREFIX: &str = "PROTOSTAR_UPSTREAMS__";
     /// Keys below are the operator's proposal until the services read them; they follow the

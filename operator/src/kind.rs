@@ -5,6 +5,7 @@ use kube::core::{ApiResource, GroupVersionKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Secret,
+    PersistentVolumeClaim,
     ConfigMap,
     CnpgCluster,
     RabbitmqCluster,
@@ -21,8 +22,9 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order a reconcile reads them.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Secret,
+        Kind::PersistentVolumeClaim,
         Kind::ConfigMap,
         Kind::CnpgCluster,
         Kind::RabbitmqCluster,
@@ -41,6 +43,9 @@ impl Kind {
     pub fn gvk(self) -> (&'static str, &'static str, &'static str, &'static str) {
         match self {
             Kind::Secret => ("", "v1", "Secret", "secrets"),
+            Kind::PersistentVolumeClaim => {
+                ("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims")
+            }
             Kind::ConfigMap => ("", "v1", "ConfigMap", "configmaps"),
             Kind::CnpgCluster => ("postgresql.cnpg.io", "v1", "Cluster", "clusters"),
             Kind::RabbitmqCluster => (
@@ -99,19 +104,24 @@ impl Kind {
     }
 
     /// Objects of this kind that are no longer desired are deleted. Never for data holders
-    /// (generated Secrets, database and broker clusters), and never for Jobs, whose history
-    /// is pruned by their own rule.
+    /// (generated Secrets, volumes, database and broker clusters), and never for Jobs, whose
+    /// history is pruned by their own rule.
     pub fn prunable(self) -> bool {
-        !matches!(
+        !self.holds_data() && self != Kind::Job
+    }
+
+    /// Kinds whose objects hold data: they get no owner reference and are never deleted.
+    pub fn holds_data(self) -> bool {
+        matches!(
             self,
-            Kind::Secret | Kind::CnpgCluster | Kind::RabbitmqCluster | Kind::Job
+            Kind::Secret | Kind::PersistentVolumeClaim | Kind::CnpgCluster | Kind::RabbitmqCluster
         )
     }
 
     /// Written once with a create and never again: generated Secrets (their content cannot be
-    /// rendered twice) and Jobs (their pod template is immutable).
+    /// rendered twice), volume claims (mostly immutable) and Jobs (immutable pod template).
     pub fn create_only(self) -> bool {
-        matches!(self, Kind::Secret | Kind::Job)
+        matches!(self, Kind::Secret | Kind::PersistentVolumeClaim | Kind::Job)
     }
 }
 

@@ -219,8 +219,12 @@ fn generated_secrets() -> Vec<String> {
 fn first_reconcile_calls() -> Vec<String> {
     let mut want = lists();
     want.extend(generated_secrets());
-    // The migration Job of 1.0.0, and its event.
-    want.extend([create(Kind::Job), event()]);
+    // The audit trail's volume, then the migration Job of 1.0.0 and its event.
+    want.extend([
+        create(Kind::PersistentVolumeClaim),
+        create(Kind::Job),
+        event(),
+    ]);
     want.push(apply(Kind::ConfigMap, "ps-config"));
     want.push(apply(Kind::CnpgCluster, "ps-db"));
     want.push(apply(Kind::RabbitmqCluster, "ps-broker"));
@@ -596,7 +600,11 @@ async fn a_refused_write_is_reported_in_the_status_and_retried() {
         .collect();
     let mut want = lists();
     want.extend(generated_secrets());
-    want.extend([create(Kind::Job), event()]);
+    want.extend([
+        create(Kind::PersistentVolumeClaim),
+        create(Kind::Job),
+        event(),
+    ]);
     for (kind, name) in [
         (Kind::ConfigMap, "ps-config"),
         (Kind::CnpgCluster, "ps-db"),

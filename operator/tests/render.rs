@@ -8,7 +8,7 @@ use common::Fixture;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use protostar_operator::contract;
@@ -73,6 +73,7 @@ fn every_rendered_object_round_trips_into_its_api_type() {
         kinds.insert(obj.kind);
         match obj.kind {
             Kind::Secret => round_trip::<Secret>(obj),
+            Kind::PersistentVolumeClaim => round_trip::<PersistentVolumeClaim>(obj),
             Kind::ConfigMap => round_trip::<ConfigMap>(obj),
             Kind::Job => round_trip::<Job>(obj),
             Kind::Deployment => round_trip::<Deployment>(obj),
@@ -122,10 +123,24 @@ fn deployments_roll_without_downtime_and_probe_the_contract_paths() {
     for target in contract::TARGETS {
         let d = find(&objs, Kind::Deployment, &format!("ps-{target}"));
         let spec = &d["spec"];
-        assert_eq!(
-            spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
-            "{target}"
-        );
+        if target == contract::AUDIT {
+            // The single writer of the trail: replaced, never doubled.
+            assert_eq!(spec["strategy"], json!({"type": "Recreate"}));
+            assert_eq!(spec["replicas"], 1);
+            let volumes = &spec["template"]["spec"]["volumes"];
+            assert!(
+                volumes
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|v| v["persistentVolumeClaim"]["claimName"] == "ps-audit")
+            );
+        } else {
+            assert_eq!(
+                spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0,
+                "{target}"
+            );
+        }
         let c = &spec["template"]["spec"]["containers"][0];
         assert_eq!(c["image"], "ghcr.io/protostar-dev/protostar:1.0.0");
         assert_eq!(c["command"], json!(["protostar"]));
@@ -209,10 +224,20 @@ fn secrets_are_files_and_only_where_needed() {
         );
     }
     let ai = find(&objs, Kind::Deployment, "ps-ai");
-    assert!(env_of(ai).contains(&"PROTOSTAR_MODELS__OPENAI__API_KEY_FILE".into()));
     assert!(env_of(ai).contains(&"PROTOSTAR_BLOB__SECRET_ACCESS_KEY_FILE".into()));
+    // Model and notification settings reach the processes once the binary accepts their keys
+    // (until then they would stop it from starting).
     let noti = find(&objs, Kind::Deployment, "ps-noti");
-    assert!(env_of(noti).contains(&"PROTOSTAR_NOTI__SMTP__PASSWORD_FILE".into()));
+    for (deployment, var) in [
+        (ai, "PROTOSTAR_MODELS__OPENAI__API_KEY_FILE"),
+        (noti, "PROTOSTAR_NOTI__SMTP__PASSWORD_FILE"),
+    ] {
+        assert_eq!(
+            env_of(deployment).contains(&var.to_owned()),
+            contract::accepts(var),
+            "{var}"
+        );
+    }
     // No secret value is ever an environment value: every *_FILE points into a mount.
     for obj in objs.iter().filter(|o| o.kind == Kind::Deployment) {
         let c = &obj.body["spec"]["template"]["spec"]["containers"][0];
@@ -237,7 +262,9 @@ fn secrets_are_files_and_only_where_needed() {
         config["data"]["PROTOSTAR_REDIS__URL"],
         "redis://ps-redis.home.svc:6379"
     );
-    assert_eq!(config["data"]["PROTOSTAR_BLOB__KIND"], "s3");
+    assert_eq!(config["data"]["PROTOSTAR_DATA_DIR"], "/var/lib/protostar");
+    // Blob settings are per process (only where the credentials are), not shared.
+    assert!(config["data"].get("PROTOSTAR_BLOB__KIND").is_none());
     assert_eq!(
         config["data"]["PROTOSTAR_AUTH__ISSUER"],
         "https://chat.example.org"
@@ -256,7 +283,7 @@ fn data_holders_carry_no_owner_reference() {
         let owned = obj.body["metadata"]["ownerReferences"].is_array();
         let holds_data = matches!(
             obj.kind,
-            Kind::Secret | Kind::CnpgCluster | Kind::RabbitmqCluster
+            Kind::Secret | Kind::PersistentVolumeClaim | Kind::CnpgCluster | Kind::RabbitmqCluster
         );
         assert_eq!(owned, !holds_data, "{} {}", obj.kind, obj.name);
     }
@@ -609,4 +636,114 @@ fn the_crd_names_exactly_the_contract_targets() {
             "{t}"
         );
     }
+}
+
+fn env_names(pod: &Value) -> Vec<String> {
+    pod["containers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["env"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn every_rendered_variable_is_one_the_binary_accepts() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let mut names: Vec<String> = Vec::new();
+    for obj in &objs {
+        let pod = match obj.kind {
+            Kind::Deployment | Kind::Job => &obj.body["spec"]["template"]["spec"],
+            Kind::CronJob => &obj.body["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            Kind::ConfigMap => {
+                names.extend(
+                    obj.body["data"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|m| m.keys().cloned()),
+                );
+                continue;
+            }
+            _ => continue,
+        };
+        if obj.name != "ps-redis" {
+            names.extend(env_names(pod));
+        }
+    }
+    assert!(names.len() > 20, "{names:?}");
+    for name in &names {
+        assert!(
+            contract::accepts(name),
+            "{name} would stop the binary from starting"
+        );
+    }
+    // Database processes never migrate on start in Kubernetes: the Job does.
+    let auth = find(&objs, Kind::Deployment, "ps-auth");
+    let env = &auth["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert!(
+        env.as_array()
+            .into_iter()
+            .flatten()
+            .any(|e| e["name"] == "PROTOSTAR_DATABASE__MIGRATE_ON_START" && e["value"] == "false")
+    );
+    // Blob settings only where the credentials are.
+    let gw = find(&objs, Kind::Deployment, "ps-gateway");
+    assert!(
+        !env_names(&gw["spec"]["template"]["spec"])
+            .iter()
+            .any(|n| n.starts_with("PROTOSTAR_BLOB"))
+    );
+    assert!(
+        env_names(&find(&objs, Kind::Deployment, "ps-chat")["spec"]["template"]["spec"])
+            .contains(&"PROTOSTAR_BLOB__BUCKET".to_owned())
+    );
+}
+
+#[test]
+fn top_level_key_reads_variables() {
+    assert_eq!(
+        contract::top_level_key("PROTOSTAR_DATABASE__URL_FILE").as_deref(),
+        Some("database")
+    );
+    assert_eq!(
+        contract::top_level_key("PROTOSTAR_PUBLIC_ADDR").as_deref(),
+        Some("public_addr")
+    );
+    assert_eq!(
+        contract::top_level_key("PROTOSTAR_QUOTAS__X").as_deref(),
+        Some("quotas")
+    );
+    assert_eq!(contract::top_level_key("OTHER"), None);
+    assert!(!contract::accepts("PROTOSTAR_QUOTAS__X"));
+}
+
+/// The cross-check with the binary: its list of accepted top-level keys, read from its source.
+#[test]
+fn known_keys_match_the_binary() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../services/protostar/src/serve.rs");
+    let Ok(source) = std::fs::read_to_string(&path) else {
+        println!(
+            "skipped: {} not found, nothing to cross-check",
+            path.display()
+        );
+        return;
+    };
+    let Some(start) = source.find("pub const KNOWN_KEYS") else {
+        panic!(
+            "{} no longer declares KNOWN_KEYS: update this cross-check",
+            path.display()
+        );
+    };
+    let list = &source[start..];
+    let list = &list[list.find('[').map_or(0, |i| i + 1)..];
+    let list = &list[..list.find("];").unwrap_or(0)];
+    let binary: BTreeSet<&str> = list.split('"').skip(1).step_by(2).collect();
+    let ours: BTreeSet<&str> = contract::KNOWN_TOP_LEVEL_KEYS.into_iter().collect();
+    assert_eq!(
+        ours, binary,
+        "operator/src/contract.rs KNOWN_TOP_LEVEL_KEYS differs from the binary's KNOWN_KEYS"
+    );
 }

@@ -40,7 +40,8 @@ pub fn issuer(ctx: &Ctx<'_>) -> String {
     })
 }
 
-/// The configuration every process shares, as environment variables.
+/// The configuration every process shares, as environment variables. Only keys the binary
+/// accepts are rendered (it refuses to start on unknown ones).
 pub fn data(ctx: &Ctx<'_>) -> BTreeMap<String, String> {
     let spec = ctx.spec;
     let mut d = BTreeMap::new();
@@ -50,13 +51,10 @@ pub fn data(ctx: &Ctx<'_>) -> BTreeMap<String, String> {
     put(env::PUBLIC_ADDR, env::PUBLIC_ADDR_VALUE.into());
     put(env::ADMIN_ADDR, env::ADMIN_ADDR_VALUE.into());
     put(env::LOG_FILTER, spec.log_filter.clone());
+    put(env::DATA_DIR, contract::DATA_DIR.into());
     if spec.redis.mode == RedisMode::Managed {
         put(env::REDIS_URL, redis_url(ctx));
     }
-    put(env::BLOB_KIND, "s3".into());
-    put(env::BLOB_ENDPOINT, spec.object_storage.endpoint.clone());
-    put(env::BLOB_BUCKET, spec.object_storage.bucket.clone());
-    put(env::BLOB_REGION, spec.object_storage.region.clone());
     let auth_service = super::service::name(ctx, contract::AUTH);
     put(
         env::AUTH_JWKS_URL,
@@ -107,6 +105,7 @@ pub fn data(ctx: &Ctx<'_>) -> BTreeMap<String, String> {
         put(env::SMTP_PORT, smtp.port.to_string());
         put(env::SMTP_FROM, smtp.from.clone());
     }
+    d.retain(|k, _| contract::accepts(k));
     d
 }
 
@@ -150,6 +149,14 @@ impl SecretFiles {
     /// Mount `keys` of Secret `secret` as files in a volume called `volume`, and point each
     /// variable at its file.
     fn add(&mut self, volume: &str, secret: &str, keys: &[(&str, String)]) {
+        // A key the binary does not accept yet would stop it from starting: mount nothing.
+        let keys: Vec<&(&str, String)> = keys
+            .iter()
+            .filter(|(_, var)| contract::accepts(var))
+            .collect();
+        if keys.is_empty() {
+            return;
+        }
         let dir = format!("{SECRETS_DIR}/{volume}");
         let items: Vec<Value> = keys
             .iter()
@@ -172,6 +179,8 @@ pub fn secret_files(ctx: &Ctx<'_>, needs: Needs) -> SecretFiles {
     let spec = ctx.spec;
     let mut f = SecretFiles::default();
     if needs.database {
+        f.env
+            .push(json!({ "name": env::DATABASE_MIGRATE_ON_START, "value": "false" }));
         match (&spec.database.mode, &spec.database.external) {
             (StoreMode::External, Some(ext)) => f.add(
                 "database",
@@ -210,6 +219,16 @@ pub fn secret_files(ctx: &Ctx<'_>, needs: Needs) -> SecretFiles {
         );
     }
     if needs.blob {
+        // Only where it is used: an S3 store wants credentials, which only these processes get.
+        let store = &spec.object_storage;
+        for (var, value) in [
+            (env::BLOB_KIND, "s3"),
+            (env::BLOB_ENDPOINT, store.endpoint.as_str()),
+            (env::BLOB_BUCKET, store.bucket.as_str()),
+            (env::BLOB_REGION, store.region.as_str()),
+        ] {
+            f.env.push(json!({ "name": var, "value": value }));
+        }
         f.add(
             "blob",
             &spec.object_storage.credentials_secret_ref.name,

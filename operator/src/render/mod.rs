@@ -18,6 +18,7 @@ pub mod plan;
 pub mod redis;
 pub mod secrets;
 pub mod service;
+pub mod volume;
 pub mod workload;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;

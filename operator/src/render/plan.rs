@@ -9,7 +9,7 @@ use super::migration::Phase;
 use super::{Ctx, Object};
 use super::{
     broker, config, cronjob, database, gateway, hpa, migration, network_policy, pdb, redis,
-    service, workload,
+    service, volume, workload,
 };
 use crate::contract;
 
@@ -53,7 +53,7 @@ pub fn rollout(
 /// Everything to create or apply, in the order it is written: configuration and data stores
 /// first, then the migration, then what serves, then the routes to it.
 pub fn desired(ctx: &Ctx<'_>, rollout: &Rollout) -> Vec<Object> {
-    let mut out = vec![config::render(ctx)];
+    let mut out = vec![config::render(ctx), volume::render_audit_claim(ctx)];
     out.extend(database::render(ctx));
     out.extend(broker::render(ctx));
     out.extend(redis::render(ctx));

@@ -60,8 +60,11 @@ pub fn pod_spec(ctx: &Ctx<'_>, p: &Process) -> Value {
             "readOnlyRootFilesystem": true,
             "capabilities": { "drop": ["ALL"] },
         },
-        // The binary needs somewhere to write temporary files with a read-only root.
-        "volumeMounts": [{ "name": "tmp", "mountPath": "/tmp" }],
+        // The binary needs somewhere to write (temporary files, `data_dir`) with a read-only root.
+        "volumeMounts": [
+            { "name": "tmp", "mountPath": "/tmp" },
+            { "name": "data", "mountPath": contract::DATA_DIR },
+        ],
     });
     if !env_vars.is_empty() {
         container["env"] = Value::Array(env_vars);
@@ -87,7 +90,11 @@ pub fn pod_spec(ctx: &Ctx<'_>, p: &Process) -> Value {
         // The sleep action needs no shell in the image.
         container["lifecycle"] = json!({ "preStop": { "sleep": { "seconds": PRE_STOP_SECONDS } } });
     }
-    let mut volumes = vec![json!({ "name": "tmp", "emptyDir": {} })];
+    // Per-pod state only: everything that must outlive a pod is in the data stores.
+    let mut volumes = vec![
+        json!({ "name": "tmp", "emptyDir": {} }),
+        json!({ "name": "data", "emptyDir": {} }),
+    ];
     volumes.extend(files.volumes);
     let mut spec = json!({
         "automountServiceAccountToken": false,
@@ -114,6 +121,23 @@ pub fn replicas(target: Option<&TargetSpec>) -> Option<i32> {
         Some(t) if t.autoscaling.is_some() => None,
         Some(t) => Some(t.replicas.unwrap_or(DEFAULT_REPLICAS)),
         None => Some(DEFAULT_REPLICAS),
+    }
+}
+
+/// The audit target appends to a hash chain of files on its volume: exactly one writer. So one
+/// replica, and `Recreate` rather than a rolling update — a surge pod could not attach the
+/// ReadWriteOnce volume on another node, and two writers would fork the chain. The trail's
+/// short gap during an upgrade is covered by the broker, which keeps the events until the new
+/// pod consumes them.
+fn single_writer(ctx: &Ctx<'_>, spec: &mut Value) {
+    let replicas = spec["replicas"].as_i64().unwrap_or(1).min(1);
+    spec["replicas"] = json!(replicas);
+    spec["strategy"] = json!({ "type": "Recreate" });
+    let claim = super::volume::audit_claim_name(ctx);
+    if let Some(volumes) = spec["template"]["spec"]["volumes"].as_array_mut() {
+        for v in volumes.iter_mut().filter(|v| v["name"] == "data") {
+            *v = json!({ "name": "data", "persistentVolumeClaim": { "claimName": claim } });
+        }
     }
 }
 
@@ -169,6 +193,9 @@ pub fn render(ctx: &Ctx<'_>, target: &str, version: &str) -> Object {
         },
     });
     put(&mut spec, "replicas", replicas(sizing).map(Into::into));
+    if target == contract::AUDIT {
+        single_writer(ctx, &mut spec);
+    }
     Object::new(
         Kind::Deployment,
         json!({
