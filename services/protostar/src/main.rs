@@ -1,6 +1,7 @@
 //! `protostar`: the whole platform in one binary. `serve --target all` runs every service in one
 //! process (a single machine); `serve --target chat` runs one (a Kubernetes Deployment).
 
+mod admin;
 mod serve;
 mod targets;
 
@@ -36,6 +37,9 @@ enum Command {
     Targets,
     /// Read and check the configuration, report every problem, and exit.
     CheckConfig,
+    /// One-off administration (`admin create-admin --email ...` bootstraps the first admin).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
 }
 
 fn main() -> ExitCode {
@@ -83,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let selected = targets::select(&registry, &target).map_err(anyhow::Error::msg)?;
             serve::migrate(config, selected).await
         }
+        Command::Admin(command) => admin::run(config, command).await,
         Command::CheckConfig => {
             println!("configuration is valid");
             Ok(())

@@ -20,7 +20,20 @@ pub struct Target {
 /// Every target this binary can run, in start-up order: a target's dependencies come before it.
 /// Services register here as they are built.
 pub fn registry() -> Vec<Target> {
-    vec![]
+    vec![
+        Target {
+            name: "auth",
+            about: "accounts, passwords, roles, access and refresh tokens, signing keys (JWKS)",
+            init: Some(auth::init),
+            schema: Some((auth::SCHEMA, Some(&auth::MIGRATOR))),
+        },
+        Target {
+            name: "user",
+            about: "profiles, invite codes, account deletion",
+            init: Some(user::init),
+            schema: Some((user::SCHEMA, Some(&user::MIGRATOR))),
+        },
+    ]
 }
 
 pub const ALL: &str = "all";
