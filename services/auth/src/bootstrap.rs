@@ -27,6 +27,8 @@ pub enum BootstrapError {
 
 pub struct CreatedAdmin {
     pub id: uuid::Uuid,
+    /// The e-mail as stored (normalised).
+    pub email: String,
     /// Whether the account existed and was promoted (its password then changes only if given).
     pub existed: bool,
 }
@@ -91,5 +93,9 @@ pub async fn create_admin(
     .await
     .map_err(fail)?;
     tx.commit().await?;
-    Ok(CreatedAdmin { id, existed })
+    Ok(CreatedAdmin {
+        id,
+        email: email.as_str().to_owned(),
+        existed,
+    })
 }

@@ -40,7 +40,7 @@ pub async fn run(config: ConfigSource, command: AdminCommand) -> anyhow::Result<
             } else {
                 "created as admin"
             };
-            println!("{email}: {what} (id {})", created.id);
+            println!("{}: {what} (id {})", created.email, created.id);
             if generated {
                 println!("password (shown once): {password}");
             }

@@ -1,0 +1,256 @@
+//! The front door through the real binary: `admin create-admin`, then `serve --target all` with
+//! sign-up, login, an invite redeemed into the protostar role, the JWKS and account deletion.
+
+use kernel::testing::TestDb;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_protostar");
+const PASSWORD: &str = "a long enough passphrase";
+
+struct Server {
+    child: Child,
+    public: String,
+    admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(db: &TestDb, data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PROTOSTAR_PUBLIC_ADDR", "127.0.0.1:0")
+        .env("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0")
+        .env("PROTOSTAR_DATABASE__URL", &db.url)
+        .env("PROTOSTAR_DATA_DIR", data)
+        // The policy is under test here, not the hashing cost.
+        .env("PROTOSTAR_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("PROTOSTAR_AUTH__ARGON2_ITERATIONS", "1");
+    cmd
+}
+
+fn serve(db: &TestDb, data: &std::path::Path) -> Server {
+    let mut child = command(db, data)
+        .args(["serve", "--target", "all"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start protostar");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "listening"
+            {
+                let _ = tx.send((
+                    v["public"].as_str().unwrap_or_default().to_owned(),
+                    v["admin"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    });
+    let (public, admin) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("protostar never said it was listening");
+    Server {
+        child,
+        public: format!("http://{public}"),
+        admin: format!("http://{admin}"),
+    }
+}
+
+async fn until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_front_door_through_the_binary() {
+    let db = TestDb::new().await;
+    let data = std::env::temp_dir().join(format!(
+        "protostar-auth-flows-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&data).unwrap();
+    let password_file = data.join("admin-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+
+    let out = command(&db, &data)
+        .args([
+            "admin",
+            "create-admin",
+            "--email",
+            "Root@Example.org",
+            "--password-file",
+        ])
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("root@example.org: created as admin"));
+    let weak = command(&db, &data)
+        .args([
+            "admin",
+            "create-admin",
+            "--email",
+            "other@example.org",
+            "--password-file",
+            "/nonexistent",
+        ])
+        .output()
+        .unwrap();
+    assert!(!weak.status.success());
+
+    let server = serve(&db, &data);
+    let client = kernel::http::client(Duration::from_secs(10));
+    until("readiness", || async {
+        client
+            .get(format!("{}/readyz", server.public))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let post = |url: String, token: Option<String>, body: Value| {
+        let client = client.clone();
+        async move {
+            let mut req = client.post(url).json(&body);
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            req.send().await.unwrap()
+        }
+    };
+
+    let res = post(
+        format!("{}/api/auth/login", server.public),
+        None,
+        json!({"email": "root@example.org", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let admin: Value = res.json().await.unwrap();
+    assert_eq!(admin["role"], "admin");
+    let admin_token = admin["accessToken"].as_str().unwrap().to_owned();
+
+    let res = post(
+        format!("{}/api/auth/signup", server.public),
+        None,
+        json!({"email": "Nova@Example.org", "password": PASSWORD, "displayName": "Nova"}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let nova: Value = res.json().await.unwrap();
+    let token = nova["accessToken"].as_str().unwrap().to_owned();
+    let mut refresh = nova["refreshToken"].as_str().unwrap().to_owned();
+    until("the profile from user.registered", || async {
+        let res = client
+            .get(format!("{}/api/users/me", server.public))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        res.json::<Value>()
+            .await
+            .is_ok_and(|v| v["displayName"] == "Nova" && v["email"] == "nova@example.org")
+    })
+    .await;
+
+    // Invites live on the admin listener only.
+    let res = post(
+        format!("{}/admin/api/invites", server.public),
+        Some(admin_token.clone()),
+        json!({"count": 1}),
+    )
+    .await;
+    assert_eq!(res.status(), 404);
+    let res = post(
+        format!("{}/admin/api/invites", server.admin),
+        Some(admin_token.clone()),
+        json!({"count": 1, "uses": 1}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let code = res.json::<Value>().await.unwrap()["invites"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = post(
+        format!("{}/api/invites/redeem", server.public),
+        Some(token.clone()),
+        json!({"code": code}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+
+    let mut role = Value::Null;
+    for _ in 0..100 {
+        let res = post(
+            format!("{}/api/auth/refresh", server.public),
+            None,
+            json!({"refreshToken": refresh}),
+        )
+        .await;
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        refresh = v["refreshToken"].as_str().unwrap().to_owned();
+        role = v["role"].clone();
+        if role == "protostar" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(role, "protostar");
+
+    let jwks: Value = client
+        .get(format!("{}/.well-known/jwks.json", server.public))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let keys = jwks["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["crv"], "Ed25519");
+
+    let res = client
+        .delete(format!("{}/api/users/me", server.public))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    until("auth applying user.deleted", || async {
+        post(
+            format!("{}/api/auth/login", server.public),
+            None,
+            json!({"email": "nova@example.org", "password": PASSWORD}),
+        )
+        .await
+        .status()
+            == 401
+    })
+    .await;
+    std::fs::remove_dir_all(&data).ok();
+}
