@@ -280,3 +280,59 @@ async fn keys_from_a_pem_file_sign_and_every_forgery_is_refused() {
         .unwrap();
     assert_eq!(res.status(), 409);
 }
+
+#[tokio::test]
+async fn an_aged_key_is_replaced_by_one_published_ahead_of_signing() {
+    let app = spawn().await;
+    let db = kernel::db::Database::connect_lazy(&app.platform.database.clone().unwrap(), "auth")
+        .unwrap();
+    let mut config = app.platform.auth.clone();
+    config.access_ttl_secs = 1;
+    config.leeway_secs = 0;
+    config.key_rotation_secs = 2;
+    config.key_publish_ahead_secs = 1;
+    // A second ring over the same table, as a second auth replica would be.
+    let ring = auth::KeyRing::new(&config, &app.platform.data_dir, db, None).unwrap();
+    ring.refresh().await.unwrap();
+    let first = ring.jwks().await.keys.len();
+    assert_eq!(first, 1, "the service's own key, not yet due");
+    let claims = |sub: &str| Claims {
+        sub: sub.into(),
+        role: Role::Stargazer,
+        iss: "protostar".into(),
+        aud: "protostar".into(),
+        exp: chrono::Utc::now().timestamp() + 1,
+        iat: chrono::Utc::now().timestamp(),
+        nbf: None,
+        jti: "j".into(),
+    };
+    let old_kid = kid_of(&ring.sign(&claims("a")).await.unwrap());
+
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    ring.refresh().await.unwrap();
+    let published = kids(&serde_json::to_value(ring.jwks().await).unwrap());
+    assert_eq!(
+        published.len(),
+        2,
+        "the new key is published before it signs"
+    );
+    assert_eq!(
+        kid_of(&ring.sign(&claims("b")).await.unwrap()),
+        old_kid,
+        "not signing yet"
+    );
+    // Refreshing again meanwhile makes no third key: several replicas agree through the lock.
+    ring.refresh().await.unwrap();
+    assert_eq!(ring.jwks().await.keys.len(), 2);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let new_kid = kid_of(&ring.sign(&claims("c")).await.unwrap());
+    assert_ne!(new_kid, old_kid);
+    assert!(published.contains(&new_kid));
+    // The old key's last token (1 s) has expired once the new key has signed for a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(
+        kids(&serde_json::to_value(ring.jwks().await).unwrap()),
+        vec![new_kid]
+    );
+}

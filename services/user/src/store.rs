@@ -19,6 +19,16 @@ pub async fn profile_for_update(
     c: &mut PgConnection,
     id: Uuid,
 ) -> Result<Option<Profile>, sqlx::Error> {
+    const SELECT: &str = "SELECT id, email, display_name, invite_redeemed_at, created_at
+                          FROM profiles WHERE id = $1 FOR UPDATE";
+    // The common case only reads; the insert runs once per account.
+    if let Some(p) = sqlx::query_as(SELECT)
+        .bind(id)
+        .fetch_optional(&mut *c)
+        .await?
+    {
+        return Ok(Some(p));
+    }
     sqlx::query(
         "INSERT INTO profiles (id) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE id = $1)
          ON CONFLICT (id) DO NOTHING",
@@ -26,12 +36,7 @@ pub async fn profile_for_update(
     .bind(id)
     .execute(&mut *c)
     .await?;
-    sqlx::query_as(
-        "SELECT id, email, display_name, invite_redeemed_at, created_at FROM profiles WHERE id = $1 FOR UPDATE",
-    )
-    .bind(id)
-    .fetch_optional(c)
-    .await
+    sqlx::query_as(SELECT).bind(id).fetch_optional(c).await
 }
 
 /// Fills in what `user.registered` announces, unless the account is already gone.
