@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 const PERSISTENT: u8 = 2;
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn queue_name(consumer: &str) -> String {
     format!("protostar.{consumer}")
@@ -84,8 +85,11 @@ impl RabbitBus {
     }
 
     async fn forget_publisher(&self) {
-        if let Some((conn, _)) = self.publisher.lock().await.take() {
-            let _ = conn.close(0, "reconnecting".into()).await;
+        // Take it out first: the lock must not be held while closing, and closing a connection
+        // whose broker vanished may never finish, hence the bound.
+        let old = self.publisher.lock().await.take();
+        if let Some((conn, _)) = old {
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(0, "reconnecting".into())).await;
         }
     }
 
@@ -254,7 +258,7 @@ impl RabbitBus {
                 drop(permit);
             });
         }
-        let _ = conn.close(0, "stopping".into()).await;
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(0, "stopping".into())).await;
         Ok(())
     }
 }
