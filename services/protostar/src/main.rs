@@ -40,6 +40,15 @@ enum Command {
     /// One-off administration (`admin create-admin --email ...` bootstraps the first admin).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every line's hash, the hash chain and the sequence; name the first broken line.
+    Verify { dir: std::path::PathBuf },
 }
 
 fn main() -> ExitCode {
@@ -74,6 +83,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         return Ok(());
     }
+    if let Command::Audit(AuditCommand::Verify { dir }) = &cli.command {
+        let intact = audit::verify::verify(dir)?;
+        println!(
+            "{}: {} lines in {} files, chain intact",
+            dir.display(),
+            intact.lines,
+            intact.files
+        );
+        return Ok(());
+    }
     let config = ConfigSource::from_env()?;
     let log: LogConfig = config.section("log")?;
     init_logging(&log)?;
@@ -92,6 +111,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("configuration is valid");
             Ok(())
         }
-        Command::Targets => Ok(()),
+        Command::Targets | Command::Audit(_) => Ok(()),
     }
 }

@@ -53,6 +53,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth",
     "log",
     "upstreams",
+    "audit",
 ];
 
 /// Every problem with the configuration at once: unknown keys, the binary's own settings and the

@@ -33,6 +33,12 @@ pub fn registry() -> Vec<Target> {
             init: Some(user::init),
             schema: Some((user::SCHEMA, Some(&user::MIGRATOR))),
         },
+        Target {
+            name: audit::TARGET,
+            about: "the permanent audit trail: audit.* events into hash-chained files",
+            init: Some(audit::init),
+            schema: Some((audit::SCHEMA, None)),
+        },
     ]
 }
 
