@@ -5,6 +5,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -14,6 +15,8 @@ pub enum HashError {
     Hash(argon2::password_hash::Error),
     #[error("the hashing task stopped")]
     Join,
+    #[error("the hasher is shut down")]
+    Closed,
 }
 
 #[derive(Clone)]
@@ -22,14 +25,19 @@ pub struct Hasher {
     /// A hash of a random password, verified against when the account does not exist, so that
     /// an unknown e-mail takes as long to refuse as a wrong password.
     decoy: Arc<str>,
+    /// Each hash holds `memory_kib` of memory and a core for its duration: a burst of logins
+    /// waits here instead of exhausting the machine's memory.
+    slots: Arc<Semaphore>,
 }
 
 impl Hasher {
     pub fn new(memory_kib: u32, iterations: u32) -> Result<Self, HashError> {
         let params = Params::new(memory_kib, iterations, 1, None).map_err(HashError::Params)?;
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let mut hasher = Self {
             params,
             decoy: Arc::from(""),
+            slots: Arc::new(Semaphore::new(cores * 2)),
         };
         let random: [u8; 24] = rand::random();
         hasher.decoy = hasher.hash_now(&hex(&random))?.into();
@@ -50,15 +58,32 @@ impl Hasher {
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, HashError> {
+        // The permit moves into the blocking task: a dropped request does not free it early.
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Closed)?;
         let me = self.clone();
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || me.hash_now(&password))
-            .await
-            .map_err(|_| HashError::Join)?
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            me.hash_now(&password)
+        })
+        .await
+        .map_err(|_| HashError::Join)?
     }
 
     /// Whether `password` matches `phc`; with no stored hash, checks the decoy and says no.
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> Result<bool, HashError> {
+        // The permit moves into the blocking task: a dropped request does not free it early.
+        let slot = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| HashError::Closed)?;
         let me = self.clone();
         let password = password.to_owned();
         let known = phc.is_some();
@@ -66,6 +91,7 @@ impl Hasher {
             .map(str::to_owned)
             .unwrap_or_else(|| me.decoy.to_string());
         tokio::task::spawn_blocking(move || {
+            let _slot = slot;
             let parsed = PasswordHash::new(&phc).map_err(HashError::Hash)?;
             Ok(me
                 .argon()
