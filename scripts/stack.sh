@@ -91,7 +91,7 @@ wait_for() { # seconds description command...
   local limit=$1 what=$2; shift 2
   local deadline=$((SECONDS + limit))
   until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || die "$what did not become ready in ${limit}s"
+    [ $SECONDS -lt $deadline ] || { say "$what did not become ready in ${limit}s"; return 1; }
     sleep 0.2
   done
 }
@@ -100,7 +100,10 @@ tcp_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 rmq_env() { # dir -> exports the private broker's environment
   local d=$1/rabbitmq
-  export HOME=$d RABBITMQ_NODENAME="protostar-$(basename "$1")@localhost"
+  # Erlang node names take letters, digits, - and _ only (mktemp's dot would break it).
+  local node
+  node=$(basename "$1" | tr -c 'A-Za-z0-9_\n-' '-')
+  export HOME=$d RABBITMQ_NODENAME="protostar-$node@localhost"
   export RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT=$(port_of "$1" amqp)
   export RABBITMQ_DIST_PORT=$(port_of "$1" erlang-dist)
   export ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT=$(port_of "$1" epmd)
@@ -131,7 +134,8 @@ start_postgres() {
     "$bin/postgres" -D "$d/data" -c listen_addresses=127.0.0.1 -p "$port" -k "$d/sock" \
     -c fsync=$fsync -c max_connections=400 -c shared_buffers=64MB > "$d/postgres.log" 2>&1 < /dev/null &
   echo $! > "$d/pid"
-  wait_for 30 "PostgreSQL (log: $d/postgres.log)" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port"
+  wait_for 30 "PostgreSQL" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" \
+    || { tail -n 20 "$d/postgres.log" >&2; die "PostgreSQL did not start"; }
   say "postgres  ready on 127.0.0.1:$port"
 }
 
@@ -147,7 +151,7 @@ start_rabbitmq() {
     setsid "$sbin/rabbitmq-server" > "$d/server.log" 2>&1 < /dev/null &
     echo $! > "$d/launcher.pid"
     # `wait` needs the pid file, which the node writes a moment after it starts.
-    wait_for 60 "RabbitMQ pid file" test -s "$RABBITMQ_PID_FILE"
+    wait_for 60 "RabbitMQ pid file" test -s "$RABBITMQ_PID_FILE" || { tail -n 30 "$d/server.log" >&2; exit 1; }
     "$sbin/rabbitmqctl" wait --timeout 60 "$RABBITMQ_PID_FILE" > "$d/wait.log" 2>&1 \
       || { tail -n 30 "$d/server.log" >&2; exit 1; }
   ) || die "RabbitMQ did not start (log: $d/server.log)"
@@ -163,7 +167,7 @@ start_redis() {
   setsid redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --dir "$d" \
     --daemonize no --logfile "$d/redis.log" < /dev/null > /dev/null 2>&1 &
   echo $! > "$d/pid"
-  wait_for 20 "Redis" tcp_open "$port"
+  wait_for 20 "Redis" tcp_open "$port" || { tail -n 20 "$d/redis.log" >&2; die "Redis did not start"; }
   say "redis     ready on 127.0.0.1:$port"
 }
 
@@ -175,7 +179,7 @@ start_s3() {
   mkdir -p "$d"
   setsid "$TOOLS/moto/bin/moto_server" -H 127.0.0.1 -p "$port" > "$d/moto.log" 2>&1 < /dev/null &
   echo $! > "$d/pid"
-  wait_for 60 "S3 server (moto)" tcp_open "$port"
+  wait_for 60 "S3 server (moto)" tcp_open "$port" || { tail -n 20 "$d/moto.log" >&2; die "the S3 server did not start"; }
   say "s3        ready on 127.0.0.1:$port"
 }
 
