@@ -139,6 +139,7 @@ for _ in $(seq 100); do
 done
 sleep 1
 CERT="$WORK/cert.der"
+LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
@@ -225,4 +226,4 @@ for t in "${TARGETS[@]}"; do
     echo "| $t | ${BULK[$t]} ($(ratio "${BULK[$t]}" "${BULK[direct]}")) | ${RATE[$t]} ($(ratio "${RATE[$t]}" "${RATE[direct]}")) | ${P50[$t]} / ${P99[$t]} ($add) | $rss |"
 done
 echo
-echo "machine: $(nproc) cores, $(uname -r), $(haproxy -v | head -1), rustc $(rustc --version | cut -d' ' -f2)"
+echo "machine: $(nproc) cores, $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3), rustc $(rustc --version | cut -d' ' -f2); load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)"
