@@ -56,28 +56,8 @@ impl Platform {
     /// at once.
     pub fn from_config(config: ConfigSource, stop: CancellationToken) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
-        let database = if config.contains("database") {
-            config
-                .section::<DatabaseConfig>("database")
-                .map(Some)
-                .unwrap_or_else(|e| {
-                    errors.push(e);
-                    None
-                })
-        } else {
-            None
-        };
-        let broker = if config.contains("broker") {
-            config
-                .section::<BrokerConfig>("broker")
-                .map(Some)
-                .unwrap_or_else(|e| {
-                    errors.push(e);
-                    None
-                })
-        } else {
-            None
-        };
+        let database = optional_section::<DatabaseConfig>(&config, "database", &mut errors);
+        let broker = optional_section::<BrokerConfig>(&config, "broker", &mut errors);
         let auth = config.section::<AuthConfig>("auth").unwrap_or_else(|e| {
             errors.push(e);
             AuthConfig::default()
@@ -209,6 +189,18 @@ impl Platform {
             .await?;
         Ok(())
     }
+}
+
+/// A section that may be absent altogether (no broker: in-process events), but not malformed.
+fn optional_section<T: serde::de::DeserializeOwned>(
+    config: &ConfigSource,
+    key: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    if !config.contains(key) {
+        return None;
+    }
+    config.section::<T>(key).map_err(|e| errors.push(e)).ok()
 }
 
 #[derive(serde::Deserialize)]
