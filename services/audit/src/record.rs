@@ -64,7 +64,8 @@ impl Record {
                 .clone()
                 .or_else(|| text(&event.data, "subject")),
             outcome: text(&event.data, "outcome"),
-            client_addr: text(&event.data, "clientAddress").or_else(|| text(&event.data, "clientAddr")),
+            client_addr: text(&event.data, "clientAddress")
+                .or_else(|| text(&event.data, "clientAddr")),
             request_id: text(&event.data, "requestId"),
             data: event.data.clone(),
             prev: prev.to_owned(),
