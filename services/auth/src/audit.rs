@@ -1,6 +1,7 @@
 //! Audit events (`audit.*`): who did what to whom, with what outcome, from where. The audit
 //! service keeps them; we only write them to our outbox beside the change they describe.
 
+use crate::routes::Context;
 use kernel::Problem;
 use kernel::events::{Event, outbox};
 use kernel::http::RequestContext;
@@ -14,7 +15,7 @@ pub struct Audit<'a> {
     pub actor: Option<String>,
     pub target: Option<String>,
     pub outcome: &'static str,
-    pub context: Option<&'a RequestContext>,
+    pub context: Option<&'a Context>,
     pub details: Value,
 }
 
@@ -25,8 +26,8 @@ impl Audit<'_> {
             "action": self.action,
             "target": self.target,
             "outcome": self.outcome,
-            "clientAddress": self.context.and_then(|c| c.client).map(|a| a.ip().to_string()),
-            "requestId": self.context.map(|c| c.request_id.clone()),
+            "clientAddress": self.context.and_then(|c| c.client).map(|a| a.to_string()),
+            "requestId": self.context.and_then(Context::get).map(|c| c.request_id.clone()),
             "details": self.details,
         });
         let mut event = Event::new(&format!("audit.{}", self.action), SERVICE, data)
@@ -34,7 +35,7 @@ impl Audit<'_> {
         if let Some(t) = &self.target {
             event = event.with_subject(t.clone());
         }
-        if let Some(c) = self.context {
+        if let Some(c) = self.context.and_then(Context::get) {
             event = event.with_trace(&c.trace);
         }
         Ok(event)

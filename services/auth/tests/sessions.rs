@@ -275,3 +275,41 @@ async fn wrong_passwords_back_off_per_account_and_per_address() {
     );
     assert!(app.outbox("audit.sign_in_failed").await.len() >= 20);
 }
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
+    let app =
+        common::spawn_with(&[("PROTOSTAR_AUTH__TRUSTED_PROXIES", "127.0.0.1/32".into())]).await;
+    app.signup("shared@example.org", PASSWORD).await;
+    let login_from = |client: &'static str, email: String, password: &'static str| {
+        app.client
+            .post(format!("{}/api/auth/login", app.public))
+            .header("x-forwarded-for", format!("6.6.6.6, {client}"))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+    };
+    for i in 0..20 {
+        let res = login_from(
+            "198.51.100.1",
+            format!("nobody{i}@example.org"),
+            "wrong but long enough",
+        )
+        .await
+        .unwrap();
+        assert_eq!(res.status(), 401, "attempt {i}");
+    }
+    let res = login_from("198.51.100.1", "shared@example.org".into(), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 429, "the noisy client is locked");
+    let res = login_from("198.51.100.2", "shared@example.org".into(), PASSWORD)
+        .await
+        .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "another client behind the same proxy is not"
+    );
+    let failed = app.outbox("audit.sign_in_failed").await;
+    assert_eq!(failed[0]["data"]["clientAddress"], "198.51.100.1");
+}

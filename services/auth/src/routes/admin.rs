@@ -100,7 +100,7 @@ pub async fn change_role(
         actor: Some(caller.subject().to_owned()),
         target: Some(id.to_string()),
         outcome: "success",
-        context: ctx.get(),
+        context: Some(&ctx),
         details: json!({"from": from, "to": role}),
     }
     .enqueue(&mut tx)

@@ -14,6 +14,7 @@ use kernel::http::{Json, RequestContext};
 use kernel::tokens::{Claims, Role};
 use serde::Serialize;
 use std::convert::Infallible;
+use std::net::IpAddr;
 
 pub fn public(state: AppState) -> Router {
     Router::new()
@@ -47,29 +48,44 @@ async fn jwks(State(s): State<AppState>) -> impl axum::response::IntoResponse {
     )
 }
 
-/// Where the request came from, when it came through the standard layers.
-pub(crate) struct Context(pub Option<RequestContext>);
+/// Where the request came from (when it came through the standard layers), with the client's
+/// address resolved through our trusted proxies.
+pub(crate) struct Context {
+    request: Option<RequestContext>,
+    pub client: Option<IpAddr>,
+}
 
-impl<S: Send + Sync> FromRequestParts<S> for Context {
+impl FromRequestParts<AppState> for Context {
     type Rejection = Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Self(parts.extensions.get::<RequestContext>().cloned()))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let request = parts.extensions.get::<RequestContext>().cloned();
+        let forwarded: Vec<&str> = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let client = request
+            .as_ref()
+            .and_then(|r| r.client)
+            .map(|peer| state.trusted_proxies.client(peer.ip(), &forwarded));
+        Ok(Self { request, client })
     }
 }
 
 impl Context {
     pub fn get(&self) -> Option<&RequestContext> {
-        self.0.as_ref()
+        self.request.as_ref()
     }
 
-    /// The client's address for per-address backoff. Behind the gateway this is the gateway's
-    /// own address until it forwards the client's in a form we can trust.
+    /// The key for per-address backoff.
     pub fn client_ip(&self) -> String {
-        self.0
-            .as_ref()
-            .and_then(|c| c.client)
-            .map(|a| a.ip().to_string())
+        self.client
+            .map(|a| a.to_string())
             .unwrap_or_else(|| "unknown".into())
     }
 }

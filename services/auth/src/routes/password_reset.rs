@@ -101,7 +101,7 @@ pub async fn confirm(
         actor: Some(account_id.to_string()),
         target: Some(account_id.to_string()),
         outcome: "success",
-        context: ctx.get(),
+        context: Some(&ctx),
         details: json!({}),
     }
     .enqueue(&mut tx)

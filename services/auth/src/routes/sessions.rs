@@ -128,7 +128,7 @@ pub async fn login(
             actor: None,
             target: Some(email.as_str().to_owned()),
             outcome: "failure",
-            context: ctx.get(),
+            context: Some(&ctx),
             details: json!({}),
         }
         .enqueue(&mut tx)
@@ -145,7 +145,7 @@ pub async fn login(
         actor: Some(account.id.to_string()),
         target: Some(account.id.to_string()),
         outcome: "success",
-        context: ctx.get(),
+        context: Some(&ctx),
         details: json!({"family": issued.family_id}),
     }
     .enqueue(&mut tx)
@@ -191,7 +191,7 @@ pub async fn refresh(
                 actor: None,
                 target: Some(account_id.to_string()),
                 outcome: "family_revoked",
-                context: ctx.get(),
+                context: Some(&ctx),
                 details: json!({"family": family_id}),
             }
             .enqueue(&mut tx)

@@ -58,6 +58,10 @@ pub struct AuthConfig {
     pub argon2_memory_kib: u32,
     #[serde(default = "default_argon2_iterations")]
     pub argon2_iterations: u32,
+    /// Proxies (addresses or CIDR networks, comma-separated) whose `X-Forwarded-For` names the
+    /// client for login backoff and audit; unset, the socket's peer is the client.
+    #[serde(default)]
+    pub trusted_proxies: Option<String>,
 }
 
 fn default_name() -> String {
@@ -104,6 +108,7 @@ impl Default for AuthConfig {
             key_publish_ahead_secs: default_publish_ahead(),
             argon2_memory_kib: default_argon2_memory(),
             argon2_iterations: default_argon2_iterations(),
+            trusted_proxies: None,
         }
     }
 }
