@@ -51,6 +51,13 @@ async fn reset_tokens_are_single_use_expiring_and_do_not_reveal_accounts() {
     assert_eq!(status, 400);
     assert_eq!(body["errors"][0]["field"], "password");
 
+    // Someone has been guessing meanwhile: the account is locked.
+    for _ in 0..5 {
+        app.login("reset@example.org", "some wrong guess here")
+            .await;
+    }
+    assert_eq!(failures(&app).await, Some(5));
+
     let res = app
         .post(
             "/api/auth/password-reset/confirm",
@@ -69,8 +76,10 @@ async fn reset_tokens_are_single_use_expiring_and_do_not_reveal_accounts() {
     assert_eq!(status, 400, "a used token");
     assert_eq!(body["errors"][0]["field"], "token");
 
-    assert_eq!(app.login("reset@example.org", OLD).await.status(), 401);
+    // The reset lifted the lock: the new password works at once, the old one no more.
+    assert_eq!(failures(&app).await, None);
     assert_eq!(app.login("reset@example.org", NEW).await.status(), 200);
+    assert_eq!(app.login("reset@example.org", OLD).await.status(), 401);
     // Sessions from before the reset are over.
     let old_refresh = signed_up["refreshToken"].as_str().unwrap();
     assert_eq!(
@@ -110,4 +119,13 @@ async fn reset_tokens_are_single_use_expiring_and_do_not_reveal_accounts() {
     )
     .await;
     assert_eq!(status, 400);
+}
+
+async fn failures(app: &common::App) -> Option<i32> {
+    sqlx::query_scalar(
+        "SELECT failures FROM auth.login_failures WHERE key = 'account:reset@example.org'",
+    )
+    .fetch_optional(&app.pool)
+    .await
+    .unwrap()
 }

@@ -6,7 +6,7 @@ use super::{Context, hash_failed};
 use crate::AppState;
 use crate::audit::{self, Audit};
 use crate::domain::{Email, Password};
-use crate::store::{accounts, refresh, resets};
+use crate::store::{accounts, failures, refresh, resets};
 use axum::extract::State;
 use axum::http::StatusCode;
 use kernel::http::Json;
@@ -94,8 +94,10 @@ pub async fn confirm(
         .map_err(hash_failed)?;
     accounts::set_password(&mut tx, account_id, &hash).await?;
     resets::use_all(&mut tx, account_id).await?;
-    // Whoever knew the old password may hold sessions: they end here.
+    // Whoever knew the old password may hold sessions: they end here. And the owner, who has
+    // just proved control of the mailbox, need not wait out a lock the guessing caused.
     refresh::revoke_account(&mut tx, account_id).await?;
+    failures::clear(&mut tx, &failures::account_key(&account.email)).await?;
     Audit {
         action: "password_reset",
         actor: Some(account_id.to_string()),
