@@ -119,6 +119,31 @@ async fn access_is_refused_to_the_wrong_callers(mode: Mode) {
     }
     assert_eq!(checked, 5 * 2 + 7 * 4);
 
+    // A stargazer's own token with the role edited to admin: the signature no longer holds.
+    let forged = {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let parts: Vec<&str> = stargazer.access.split('.').collect();
+        let mut claims: Value = serde_json::from_slice(&b64.decode(parts[1]).unwrap()).unwrap();
+        claims["role"] = json!("admin");
+        format!(
+            "{}.{}.{}",
+            parts[0],
+            b64.encode(claims.to_string()),
+            parts[2]
+        )
+    };
+    for (method, path, body, _) in &table {
+        let res = app
+            .call(method.clone(), path, Some(&forged), body.clone())
+            .await;
+        assert_eq!(
+            res.status(),
+            401,
+            "{mode:?} forged admin token on {method} {path}"
+        );
+    }
+
     // Nothing the refused calls tried happened: the victim is still a stargazer with a profile.
     let me: Value = app
         .call(Method::GET, "/api/users/me", Some(&victim.access), None)
