@@ -290,7 +290,7 @@ async fn an_aged_key_is_replaced_by_one_published_ahead_of_signing() {
     config.access_ttl_secs = 1;
     config.leeway_secs = 0;
     config.key_rotation_secs = 2;
-    config.key_publish_ahead_secs = 1;
+    config.key_publish_ahead_secs = 3;
     // A second ring over the same table, as a second auth replica would be.
     let ring = auth::KeyRing::new(&config, &app.platform.data_dir, db, None).unwrap();
     ring.refresh().await.unwrap();
@@ -325,7 +325,7 @@ async fn an_aged_key_is_replaced_by_one_published_ahead_of_signing() {
     ring.refresh().await.unwrap();
     assert_eq!(ring.jwks().await.keys.len(), 2);
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let new_kid = kid_of(&ring.sign(&claims("c")).await.unwrap());
     assert_ne!(new_kid, old_kid);
     assert!(published.contains(&new_kid));
