@@ -65,26 +65,49 @@ pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
     Box::pin(start(p))
 }
 
+/// Bounds for every duration and cost setting: a value from outside must never overflow a
+/// timestamp or allocate the machine away later, so it is refused at start, naming its key.
 fn check_config(c: &AuthConfig) -> Result<(), ConfigError> {
-    let mut errors = Vec::new();
-    if c.access_ttl_secs == 0 || c.access_ttl_secs > MAX_ACCESS_TTL_SECS {
-        errors.push(ConfigError::key(
+    const DAY: u64 = 24 * 3600;
+    let bounds: [(&str, u64, u64, u64); 7] = [
+        (
             "auth.access_ttl_secs",
-            "must be between 1 and 900 (15 minutes)",
-        ));
-    }
-    if c.refresh_ttl_secs == 0 {
-        errors.push(ConfigError::key(
-            "auth.refresh_ttl_secs",
-            "must be positive",
-        ));
-    }
-    if c.password_reset_ttl_secs == 0 {
-        errors.push(ConfigError::key(
+            c.access_ttl_secs,
+            1,
+            MAX_ACCESS_TTL_SECS,
+        ),
+        ("auth.refresh_ttl_secs", c.refresh_ttl_secs, 60, 365 * DAY),
+        (
             "auth.password_reset_ttl_secs",
-            "must be positive",
-        ));
-    }
+            c.password_reset_ttl_secs,
+            60,
+            7 * DAY,
+        ),
+        (
+            "auth.key_rotation_secs",
+            c.key_rotation_secs,
+            2,
+            5 * 365 * DAY,
+        ),
+        (
+            "auth.key_publish_ahead_secs",
+            c.key_publish_ahead_secs,
+            0,
+            DAY,
+        ),
+        (
+            "auth.argon2_memory_kib",
+            c.argon2_memory_kib.into(),
+            8,
+            1024 * 1024,
+        ),
+        ("auth.argon2_iterations", c.argon2_iterations.into(), 1, 100),
+    ];
+    let mut errors: Vec<ConfigError> = bounds
+        .iter()
+        .filter(|(_, value, min, max)| value < min || value > max)
+        .map(|(key, _, min, max)| ConfigError::key(key, format!("must be between {min} and {max}")))
+        .collect();
     if c.key_rotation_secs <= c.access_ttl_secs {
         errors.push(ConfigError::key(
             "auth.key_rotation_secs",
@@ -171,4 +194,29 @@ fn spawn_key_maintenance(keys: Arc<KeyRing>, db: Database, stop: CancellationTok
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_out_of_bounds_are_refused_by_name() {
+        assert!(check_config(&AuthConfig::default()).is_ok());
+        let c = AuthConfig {
+            access_ttl_secs: 3600,
+            refresh_ttl_secs: u64::MAX,
+            argon2_memory_kib: u32::MAX,
+            ..AuthConfig::default()
+        };
+        let err = check_config(&c).unwrap_err().to_string();
+        for key in [
+            "auth.access_ttl_secs",
+            "auth.refresh_ttl_secs",
+            "auth.argon2_memory_kib",
+        ] {
+            assert!(err.contains(key), "{err}");
+        }
+        assert!(!err.contains("auth.password_reset_ttl_secs"), "{err}");
+    }
 }
