@@ -178,8 +178,11 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(text.as_bytes())
 }
 
-fn span_secs(secs: u64) -> Span {
-    Span::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
+/// A configured number of seconds as a duration, capped at a century so that sums and
+/// timestamps built from it cannot overflow.
+pub(crate) fn span_secs(secs: u64) -> Span {
+    const CENTURY: u64 = 100 * 366 * 24 * 3600;
+    Span::seconds(secs.min(CENTURY) as i64)
 }
 
 impl KeyRing {

@@ -29,9 +29,7 @@ pub async fn request(
         .map_err(|m| Problem::invalid_fields(vec![FieldError::new("email", m)]))?;
     let mut tx = s.db.pool().begin().await?;
     if let Some(account) = accounts::by_email(&mut tx, email.as_str()).await? {
-        let ttl = chrono::Duration::seconds(
-            i64::try_from(s.config.password_reset_ttl_secs).unwrap_or(3600),
-        );
+        let ttl = crate::keys::span_secs(s.config.password_reset_ttl_secs);
         let (token, expires_at) = resets::create(&mut tx, account.id, ttl).await?;
         audit::publish(
             &mut tx,

@@ -26,7 +26,7 @@ pub struct SignupBody {
 }
 
 fn refresh_ttl(s: &AppState) -> chrono::Duration {
-    chrono::Duration::seconds(i64::try_from(s.config.refresh_ttl_secs).unwrap_or(i64::MAX / 1000))
+    crate::keys::span_secs(s.config.refresh_ttl_secs)
 }
 
 pub async fn signup(
