@@ -3,9 +3,8 @@
 //! - `Mode::All`: one platform, routers merged as `serve --target all` does, keys handed over
 //!   in memory;
 //! - `Mode::Split`: a platform per service, each on its own ports, user verifying tokens
-//!   against auth's JWKS over HTTP. The two share the in-process event bus (RabbitMQ's side of
-//!   the bus is tested in the kernel; a shared broker would let parallel tests steal each
-//!   other's messages from the fixed consumer queues).
+//!   against auth's JWKS over HTTP, the two sharing the in-process event bus;
+//! - `Mode::SplitRabbit`: the same with RabbitMQ between them, a private broker per test.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -23,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 pub enum Mode {
     All,
     Split,
+    /// Separate processes with a RabbitMQ of this test's own between them (a shared broker
+    /// would let other tests' consumers of the same queues take our events).
+    SplitRabbit,
 }
 
 pub const PASSWORD: &str = "a long enough passphrase";
@@ -38,6 +40,7 @@ pub struct App {
     pub pool: sqlx::PgPool,
     stop: CancellationToken,
     _db: TestDb,
+    _broker: Option<kernel::testing::PrivateBroker>,
 }
 
 impl Drop for App {
@@ -81,7 +84,12 @@ async fn serve(router: Router, p: &Platform, name: &str, stop: &CancellationToke
 pub async fn spawn(mode: Mode) -> App {
     let db = TestDb::new().await;
     let stop = CancellationToken::new();
-    let auth_platform = Platform::from_config(vars(&db, &[]), stop.clone()).unwrap();
+    let broker = (mode == Mode::SplitRabbit).then(kernel::testing::PrivateBroker::start);
+    let broker_vars: Vec<(&str, String)> = broker
+        .iter()
+        .map(|b| ("PROTOSTAR_BROKER__URL", b.url.clone()))
+        .collect();
+    let auth_platform = Platform::from_config(vars(&db, &broker_vars), stop.clone()).unwrap();
     let auth_routes = auth::init(&auth_platform).await.unwrap();
     let (auth_public, auth_admin, user_public, user_admin) = match mode {
         Mode::All => {
@@ -102,16 +110,17 @@ pub async fn spawn(mode: Mode) -> App {
             .await;
             (public.clone(), admin.clone(), public, admin)
         }
-        Mode::Split => {
+        Mode::Split | Mode::SplitRabbit => {
             let auth_public = serve(auth_routes.public, &auth_platform, "public", &stop).await;
             let auth_admin = serve(auth_routes.admin, &auth_platform, "admin", &stop).await;
             let jwks = format!("{auth_public}/.well-known/jwks.json");
-            let mut user_platform = Platform::from_config(
-                vars(&db, &[("PROTOSTAR_AUTH__JWKS_URL", jwks)]),
-                stop.clone(),
-            )
-            .unwrap();
-            user_platform.bus = auth_platform.bus.clone();
+            let mut user_vars = broker_vars.clone();
+            user_vars.push(("PROTOSTAR_AUTH__JWKS_URL", jwks));
+            let mut user_platform =
+                Platform::from_config(vars(&db, &user_vars), stop.clone()).unwrap();
+            if mode == Mode::Split {
+                user_platform.bus = auth_platform.bus.clone();
+            }
             let user_routes = user::init(&user_platform).await.unwrap();
             let user_public = serve(user_routes.public, &user_platform, "public", &stop).await;
             let user_admin = serve(user_routes.admin, &user_platform, "admin", &stop).await;
@@ -130,6 +139,7 @@ pub async fn spawn(mode: Mode) -> App {
         pool,
         stop,
         _db: db,
+        _broker: broker,
     };
     for base in [&app.auth_public, &app.user_public] {
         let client = app.client.clone();
