@@ -86,6 +86,9 @@ pub async fn run(config: ConfigSource, targets: Vec<&Target>) -> anyhow::Result<
     let listen: ListenConfig = config.section("")?;
     let stop = CancellationToken::new();
     let platform = Platform::from_config(config, stop.clone())?;
+    // Ports first: a busy port is a configuration error to report before any target starts.
+    let public_listener = bind(&listen.public_addr, "public_addr").await?;
+    let admin_listener = bind(&listen.admin_addr, "admin_addr").await?;
 
     let mut public = Router::new();
     let mut admin = Router::new();
@@ -112,8 +115,6 @@ pub async fn run(config: ConfigSource, targets: Vec<&Target>) -> anyhow::Result<
         listen.body_limit_bytes,
     );
 
-    let public_listener = bind(&listen.public_addr, "public_addr").await?;
-    let admin_listener = bind(&listen.admin_addr, "admin_addr").await?;
     let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
     tracing::info!(
         public = %public_listener.local_addr()?,
