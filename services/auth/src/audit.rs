@@ -3,9 +3,10 @@
 
 use crate::routes::Context;
 use kernel::Problem;
+use kernel::events::audit::AuditRecord;
 use kernel::events::{Event, outbox};
 use kernel::http::RequestContext;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgConnection;
 
 pub const SERVICE: &str = "auth";
@@ -21,24 +22,19 @@ pub struct Audit<'a> {
 
 impl Audit<'_> {
     pub fn event(&self) -> Result<Event, Problem> {
-        let data = json!({
-            "actor": self.actor,
-            "action": self.action,
-            "target": self.target,
-            "outcome": self.outcome,
-            "clientAddress": self.context.and_then(|c| c.client).map(|a| a.to_string()),
-            "requestId": self.context.and_then(Context::get).map(|c| c.request_id.clone()),
-            "details": self.details,
-        });
-        let mut event = Event::new(&format!("audit.{}", self.action), SERVICE, data)
-            .map_err(Problem::internal)?;
-        if let Some(t) = &self.target {
-            event = event.with_subject(t.clone());
+        let request = self.context.and_then(Context::get);
+        AuditRecord {
+            action: self.action,
+            actor: self.actor.clone(),
+            target: self.target.clone(),
+            outcome: self.outcome,
+            client: self.context.and_then(|c| c.client),
+            request_id: request.map(|c| c.request_id.clone()),
+            trace: request.map(|c| c.trace),
+            details: self.details.clone(),
         }
-        if let Some(c) = self.context.and_then(Context::get) {
-            event = event.with_trace(&c.trace);
-        }
-        Ok(event)
+        .event(SERVICE)
+        .map_err(Problem::internal)
     }
 
     pub async fn enqueue(&self, tx: &mut PgConnection) -> Result<(), Problem> {
@@ -55,12 +51,14 @@ pub async fn publish(
     data: Value,
     context: Option<&RequestContext>,
 ) -> Result<(), Problem> {
-    let mut event = Event::new(event_type, SERVICE, data)
-        .map_err(Problem::internal)?
-        .with_subject(subject);
-    if let Some(c) = context {
-        event = event.with_trace(&c.trace);
-    }
-    outbox::enqueue(tx, &event).await?;
+    outbox::publish(
+        tx,
+        SERVICE,
+        event_type,
+        subject,
+        data,
+        context.map(|c| &c.trace),
+    )
+    .await?;
     Ok(())
 }

@@ -27,8 +27,8 @@ async fn events_reach_the_consumers_whose_patterns_match() {
         ),
         stop.clone(),
     );
-    // Let the consumer declare and bind its queue before anything is published.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The consumer's queue must be bound before anything is published.
+    wait_for_consumer(&stack_env("PROTOSTAR_TEST_BROKER_URL"), &name).await;
     relay::spawn(
         producer.clone(),
         bus.clone(),
@@ -74,7 +74,7 @@ async fn a_malformed_message_on_the_queue_is_parked_with_the_reason() {
         Subscription::new(&name, &[t.as_str()], consumer.clone(), Record),
         stop.clone(),
     );
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    wait_for_consumer(&url, &name).await;
 
     // Someone else's client puts garbage on the exchange with our routing key.
     let conn = lapin::Connection::connect(&url, Default::default())
@@ -126,10 +126,36 @@ async fn a_broker_outage_delays_events_and_loses_none() {
     let bus = Bus::rabbit(&broker.url);
     let stop = CancellationToken::new();
     let t = unique_type();
+
+    // An event nobody is bound for yet is kept aside by the broker, not dropped.
+    bus.publish(&[kernel::events::Event::new(&unique_type(), "producer", ()).unwrap()])
+        .await
+        .unwrap();
+    let conn = lapin::Connection::connect(&broker.url, Default::default())
+        .await
+        .unwrap();
+    let unrouted = conn
+        .create_channel()
+        .await
+        .unwrap()
+        .queue_declare(
+            "protostar.unrouted".into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(unrouted.message_count(), 1);
+    conn.close(0, "done".into()).await.ok();
+
     bus.start_consumer(
         Subscription::new("outage", &[t.as_str()], consumer.clone(), Record),
         stop.clone(),
     );
+    wait_for_consumer(&broker.url, "outage").await;
     let relay_config = relay::RelayConfig {
         max_backoff: Duration::from_secs(1),
         ..Default::default()

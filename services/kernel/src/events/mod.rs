@@ -3,6 +3,7 @@
 //! `protostar.events`) when a broker is configured, in-process delivery when not, with the same
 //! at-least-once semantics.
 
+pub mod audit;
 pub mod consumer;
 pub mod dead_letter;
 pub mod envelope;

@@ -23,3 +23,23 @@ pub async fn enqueue(tx: &mut PgConnection, event: &Event) -> Result<(), sqlx::E
         .await?;
     Ok(())
 }
+
+/// Builds an event of `service` about `subject`, continues the request's trace in it, and writes
+/// it to the outbox: what a service does for each domain event it publishes.
+pub async fn publish(
+    tx: &mut PgConnection,
+    service: &str,
+    event_type: &str,
+    subject: &str,
+    data: serde_json::Value,
+    trace: Option<&crate::trace_context::TraceParent>,
+) -> Result<Event, crate::Problem> {
+    let mut event = Event::new(event_type, service, data)
+        .map_err(crate::Problem::internal)?
+        .with_subject(subject);
+    if let Some(t) = trace {
+        event = event.with_trace(t);
+    }
+    enqueue(tx, &event).await?;
+    Ok(event)
+}

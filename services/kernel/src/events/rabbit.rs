@@ -12,7 +12,7 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,8 @@ use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 const PERSISTENT: u8 = 2;
+/// Where events that match no consumer's binding are kept.
+pub const UNROUTED: &str = "protostar.unrouted";
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,17 +55,45 @@ impl RabbitBus {
         }
     }
 
+    /// The topic exchange, with an alternate exchange: an event no queue is bound for yet (a
+    /// consumer not yet deployed, or still starting) lands in `protostar.unrouted` instead of
+    /// being dropped by the broker, so that nothing confirmed is ever lost.
     async fn declare_exchange(ch: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
         ch.exchange_declare(
-            EXCHANGE.into(),
-            ExchangeKind::Topic,
-            ExchangeDeclareOptions {
+            UNROUTED.into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_declare(
+            UNROUTED.into(),
+            QueueDeclareOptions {
                 durable: true,
                 ..Default::default()
             },
             FieldTable::default(),
         )
-        .await
+        .await?;
+        ch.queue_bind(
+            UNROUTED.into(),
+            UNROUTED.into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        let mut args = FieldTable::default();
+        args.insert(
+            "alternate-exchange".into(),
+            AMQPValue::LongString(UNROUTED.into()),
+        );
+        ch.exchange_declare(EXCHANGE.into(), ExchangeKind::Topic, durable, args)
+            .await
     }
 
     /// The confirming channel, opened on first use and again after any failure.

@@ -158,3 +158,38 @@ pub fn fast_retry(max_attempts: u32) -> kernel::events::RetryPolicy {
         max_delay: Duration::from_millis(100),
     }
 }
+
+/// Waits until a consumer's queue exists and has a consumer on the broker at `url`: events
+/// published before that are kept aside (the unrouted queue), not delivered to it.
+pub async fn wait_for_consumer(url: &str, consumer: &str) {
+    let queue = format!("protostar.{consumer}");
+    let conn = lapin::Connection::connect(url, Default::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // A passive declare fails (and closes the channel) while the queue does not exist.
+        let ch = conn.create_channel().await.unwrap();
+        let declared = ch
+            .queue_declare(
+                queue.clone().into(),
+                lapin::options::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await;
+        if let Ok(q) = declared
+            && q.consumer_count() > 0
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "consumer {consumer} never appeared on the broker"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    conn.close(0, "done".into()).await.ok();
+}

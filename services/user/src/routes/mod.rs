@@ -9,10 +9,11 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::routing::{get, post};
 use kernel::Problem;
-use kernel::events::{Event, outbox};
+use kernel::events::audit::AuditRecord;
+use kernel::events::outbox;
 use kernel::http::RequestContext;
 use kernel::tokens::{Caller, Role};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgConnection;
 use std::convert::Infallible;
 use uuid::Uuid;
@@ -63,13 +64,16 @@ pub(crate) async fn publish(
     data: Value,
     ctx: &Context,
 ) -> Result<(), Problem> {
-    let mut event = Event::new(event_type, crate::SERVICE, data)
-        .map_err(Problem::internal)?
-        .with_subject(subject.to_string());
-    if let Some(c) = &ctx.0 {
-        event = event.with_trace(&c.trace);
-    }
-    outbox::enqueue(tx, &event).await?;
+    let trace = ctx.0.as_ref().map(|c| &c.trace);
+    outbox::publish(
+        tx,
+        crate::SERVICE,
+        event_type,
+        &subject.to_string(),
+        data,
+        trace,
+    )
+    .await?;
     Ok(())
 }
 
@@ -82,14 +86,18 @@ pub(crate) async fn audit(
     details: Value,
     ctx: &Context,
 ) -> Result<(), Problem> {
-    let data = json!({
-        "actor": actor,
-        "action": action,
-        "target": target,
-        "outcome": "success",
-        "clientAddress": ctx.0.as_ref().and_then(|c| c.client).map(|a| a.ip().to_string()),
-        "requestId": ctx.0.as_ref().map(|c| c.request_id.clone()),
-        "details": details,
-    });
-    publish(tx, &format!("audit.{action}"), target, data, ctx).await
+    let event = AuditRecord {
+        action,
+        actor: Some(actor.to_string()),
+        target: Some(target.to_string()),
+        outcome: "success",
+        client: ctx.0.as_ref().and_then(|c| c.client).map(|a| a.ip()),
+        request_id: ctx.0.as_ref().map(|c| c.request_id.clone()),
+        trace: ctx.0.as_ref().map(|c| c.trace),
+        details,
+    }
+    .event(crate::SERVICE)
+    .map_err(Problem::internal)?;
+    outbox::enqueue(tx, &event).await?;
+    Ok(())
 }
