@@ -245,3 +245,24 @@ async fn first_healthy_skips_a_dead_upstream() -> Result<()> {
     })
     .await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_after_the_idle_timeout() -> Result<()> {
+    let stack = Stack::start(|c| c.limits.idle_timeout_ms = 1000).await?;
+    let (addr, trusted) = (stack.addr(), stack.trusted());
+    blocking(move || {
+        let (_, mut busy) = open_tls(addr, "admin.example.com", &trusted, &ClientOpts::default())?;
+        let (_, mut quiet) = open_tls(addr, "www.example.com", &trusted, &ClientOpts::default())?;
+        // Traffic keeps a connection alive well past the timeout.
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_millis(3000) {
+            busy.echo(b"keepalive")?;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The silent one was cut; the proxy closed it, so the echo fails.
+        assert!(quiet.echo(b"too late").is_err(), "idle connection survived");
+        busy.echo(b"still alive")?;
+        Ok(())
+    })
+    .await
+}
