@@ -7,7 +7,8 @@
 # thread (the load generator shares the two cores, so one proxy thread can be the better fit):
 #   - bulk throughput of one established TLS connection (MiB/s, best of 3 x 1 GiB)
 # (each of these three is the median of REPS=5 interleaved rounds)
-#   - new TLS connections per second with SNI routing (8 concurrent clients, 6 s)
+#   - new TLS connections per second with SNI routing (8 concurrent clients, 6 s), and the
+#     proxy's CPU time per such connection
 #   - round-trip latency of 1-byte requests on one connection (p50/p99, µs)
 #   - RSS of the proxy holding IDLE_CONNS idle TLS connections
 # The load generator and the TLS upstream are bench/loadgen.rs (rustls on both ends), so
@@ -161,11 +162,12 @@ settle() {
         sleep 1
     done
 }
-median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
 # Interleave targets within each round so drift in machine load hits all alike; report the
 # median of REPS rounds.
 REPS="${REPS:-5}"
-declare -A BULKS RATES P50S P99S
+declare -A BULKS RATES P50S P99S CPUS CPU
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for r in $(seq "$REPS"); do
     for t in "${TARGETS[@]}"; do
         v=$("$LG" bulk "${ADDR[$t]}" "$SNI" "$CERT")
@@ -174,9 +176,18 @@ for r in $(seq "$REPS"); do
     done
     for t in "${TARGETS[@]}"; do
         settle
+        u=""
+        [ -n "${PID[$t]:-}" ] && c0=$(cpu_ticks "${PID[$t]}")
         v=$("$LG" rate "${ADDR[$t]}" "$SNI" "$CERT" --secs 6)
         RATES[$t]+="$v "
-        echo "round $r rate $t $v/s" >&2
+        if [ -n "${PID[$t]:-}" ]; then
+            # The proxy's own CPU (user + system) per routed connection, in µs: a figure the
+            # shared machine's noise affects far less than the rate itself.
+            u=$(awk -v t=$(($(cpu_ticks "${PID[$t]}") - c0)) -v n="$v" -v k="$(getconf CLK_TCK)" \
+                'BEGIN { if (n > 0) printf "%.0f", t / k * 1e6 / (n * 6); else print 0 }')
+            CPUS[$t]+="$u "
+        fi
+        echo "round $r rate $t $v/s proxy cpu ${u:-n/a} µs/conn" >&2
     done
     for t in "${TARGETS[@]}"; do
         read -r a b < <("$LG" latency "${ADDR[$t]}" "$SNI" "$CERT")
@@ -188,6 +199,7 @@ done
 for t in "${TARGETS[@]}"; do
     BULK[$t]=$(echo "${BULKS[$t]}" | median)
     RATE[$t]=$(echo "${RATES[$t]}" | median)
+    CPU[$t]=$(echo "${CPUS[$t]:-}" | median)
     P50[$t]=$(echo "${P50S[$t]}" | median)
     P99[$t]=$(echo "${P99S[$t]}" | median)
 done
@@ -213,8 +225,8 @@ added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 echo
-echo "| target | bulk MiB/s (× direct) | new conn/s (× direct) | RTT p50 / p99 µs (added p50 / p99) | RSS idle start → $IDLE_CONNS idle conns |"
-echo "|---|---|---|---|---|"
+echo "| target | bulk MiB/s (× direct) | new conn/s (× direct) | proxy CPU µs per new conn | RTT p50 / p99 µs (added p50 / p99) | RSS idle start → $IDLE_CONNS idle conns |"
+echo "|---|---|---|---|---|---|"
 for t in "${TARGETS[@]}"; do
     if [ "$t" = direct ]; then
         rss="—"
@@ -223,7 +235,7 @@ for t in "${TARGETS[@]}"; do
         rss="$(mib "${RSS0[$t]}") MiB → $(mib "${RSS[$t]}") MiB"
         add="$(added "${P50[$t]}" "${P50[direct]}") / $(added "${P99[$t]}" "${P99[direct]}")"
     fi
-    echo "| $t | ${BULK[$t]} ($(ratio "${BULK[$t]}" "${BULK[direct]}")) | ${RATE[$t]} ($(ratio "${RATE[$t]}" "${RATE[direct]}")) | ${P50[$t]} / ${P99[$t]} ($add) | $rss |"
+    echo "| $t | ${BULK[$t]} ($(ratio "${BULK[$t]}" "${BULK[direct]}")) | ${RATE[$t]} ($(ratio "${RATE[$t]}" "${RATE[direct]}")) | ${CPU[$t]:-—} | ${P50[$t]} / ${P99[$t]} ($add) | $rss |"
 done
 echo
 echo "machine: $(nproc) cores, $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3), rustc $(rustc --version | cut -d' ' -f2); load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)"
