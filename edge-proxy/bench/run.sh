@@ -2,7 +2,7 @@
 # Edge proxy benchmark, one run, one command:   bash edge-proxy/bench/run.sh
 #
 # Measures, through each of: a direct connection (the limit), protostar-edge with splice(2)
-# (the default) and with the userspace copy loop, and HAProxy configured the same way (mode
+# and with the userspace copy loop (the default), and HAProxy configured the same way (mode
 # tcp, req.ssl_sni routing, send-proxy-v2), each with one thread per core and again with one
 # thread (the load generator shares the two cores, so one proxy thread can be the better fit):
 #   - bulk throughput of one established TLS connection (MiB/s, best of 3 x 1 GiB)

@@ -137,8 +137,8 @@ async fn default_route_takes_unknown_and_missing_names() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn userspace_copy_mode_relays_too() -> Result<()> {
-    let stack = Stack::start(|c| c.copy = protostar_edge::config::CopyMode::Userspace).await?;
+async fn splice_copy_mode_relays_too() -> Result<()> {
+    let stack = Stack::start(|c| c.copy = protostar_edge::config::CopyMode::Splice).await?;
     let (addr, trusted) = (stack.addr(), stack.trusted());
     let seen =
         blocking(move || tls_via(addr, "admin.example.com", &trusted, &ClientOpts::default()))
