@@ -254,3 +254,20 @@ async fn unreachable_keys_are_a_distinct_error() {
         TokenError::KeysUnavailable(_)
     ));
 }
+
+#[tokio::test]
+async fn keys_handed_over_in_process_are_seen_as_soon_as_published() {
+    let keys = Arc::new(tokio::sync::RwLock::new(JwkSet { keys: vec![] }));
+    let verifier = TokenVerifier::new(
+        kernel::tokens::StaticKeySource(keys.clone()),
+        &AuthConfig::default(),
+    );
+    let key = Key::new("k1");
+    // Verified before the auth service published its key: refused, and nothing is cached for long.
+    assert_eq!(
+        verifier.verify(&key.sign(&claims(600))).await.unwrap_err(),
+        TokenError::UnknownKid
+    );
+    keys.write().await.keys.push(key.jwk());
+    verifier.verify(&key.sign(&claims(600))).await.unwrap();
+}

@@ -138,6 +138,12 @@ pub enum TokenError {
 /// Where keys come from.
 pub trait KeySource: Send + Sync + 'static {
     fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, TokenError>>;
+
+    /// Whether a fetch costs nothing worth throttling (keys handed over in-process): then an
+    /// unknown kid always looks again, so a key published a moment ago is never refused.
+    fn is_local(&self) -> bool {
+        false
+    }
 }
 
 /// The JWKS document over HTTP.
@@ -184,6 +190,10 @@ pub struct StaticKeySource(pub Arc<RwLock<JwkSet>>);
 impl KeySource for StaticKeySource {
     fn fetch(&self) -> BoxFuture<'_, Result<JwkSet, TokenError>> {
         Box::pin(async move { Ok(self.0.read().await.clone()) })
+    }
+
+    fn is_local(&self) -> bool {
+        true
     }
 }
 
@@ -261,9 +271,10 @@ impl TokenVerifier {
         if let Some(k) = self.cache.read().await.get(kid) {
             return Ok(k.clone());
         }
-        let may_refresh = state
-            .fetched
-            .is_none_or(|t| t.elapsed() >= self.refresh_floor);
+        let may_refresh = self.source.is_local()
+            || state
+                .fetched
+                .is_none_or(|t| t.elapsed() >= self.refresh_floor);
         if may_refresh {
             let set = self.source.fetch().await?;
             state.keys = decoding_keys(&set);
