@@ -13,6 +13,7 @@ pub use problem::{FieldError, Problem};
 pub use secret::Secret;
 pub mod blob;
 pub mod db;
+pub mod domain;
 pub mod events;
 pub mod service;
 #[cfg(feature = "testing")]

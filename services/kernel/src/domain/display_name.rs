@@ -1,4 +1,5 @@
-//! The name an account shows (passed on to the user service in `user.registered`).
+//! The name an account or profile shows. Auth checks it at sign-up and user when a profile
+//! changes; one rule, here, so the two services cannot drift apart.
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DisplayName(String);
