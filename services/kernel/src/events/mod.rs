@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod consumer;
+pub mod content;
 pub mod dead_letter;
 pub mod envelope;
 mod local;
