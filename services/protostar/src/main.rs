@@ -2,6 +2,7 @@
 //! process (a single machine); `serve --target chat` runs one (a Kubernetes Deployment).
 
 mod admin;
+mod jobs;
 mod serve;
 mod targets;
 
@@ -43,6 +44,8 @@ enum Command {
     /// The audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Run one periodic job (`noti-digest`), then exit: what the CronJobs call.
+    Job { name: String },
 }
 
 #[derive(Subcommand)]
@@ -81,6 +84,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         for t in &registry {
             println!("{:<10} {}", t.name, t.about);
         }
+        println!("\njobs (`protostar job NAME`):");
+        for (name, about) in jobs::JOBS {
+            println!("{name:<12} {about}");
+        }
         return Ok(());
     }
     if let Command::Audit(AuditCommand::Verify { dir }) = &cli.command {
@@ -107,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve::migrate(config, selected).await
         }
         Command::Admin(command) => admin::run(config, command).await,
+        Command::Job { name } => jobs::run(config, &name).await,
         Command::CheckConfig => {
             println!("configuration is valid");
             Ok(())

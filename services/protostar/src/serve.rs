@@ -54,6 +54,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log",
     "upstreams",
     "audit",
+    "noti",
 ];
 
 /// Every problem with the configuration at once: unknown keys, the binary's own settings and the
@@ -67,6 +68,9 @@ pub fn validate(config: &ConfigSource) -> Result<(), ConfigError> {
         errors.push(e);
     }
     if let Err(e) = Platform::from_config(config.clone(), CancellationToken::new()) {
+        errors.push(e);
+    }
+    if let Err(e) = noti::config::NotiConfig::load(config) {
         errors.push(e);
     }
     ConfigError::collect(errors)

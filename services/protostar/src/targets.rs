@@ -39,6 +39,12 @@ pub fn registry() -> Vec<Target> {
             init: Some(audit::init),
             schema: Some((audit::SCHEMA, None)),
         },
+        Target {
+            name: noti::TARGET,
+            about: "notifications: e-mail and Discord from events (resets, welcomes, questions, alerts)",
+            init: Some(noti::init),
+            schema: Some((noti::SCHEMA, Some(&noti::MIGRATOR))),
+        },
     ]
 }
 
