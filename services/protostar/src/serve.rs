@@ -54,6 +54,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "log",
     "upstreams",
     "audit",
+    "chat",
     "noti",
 ];
 

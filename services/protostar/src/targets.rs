@@ -34,6 +34,12 @@ pub fn registry() -> Vec<Target> {
             schema: Some((user::SCHEMA, Some(&user::MIGRATOR))),
         },
         Target {
+            name: chat::TARGET,
+            about: "career documents (upload, originals in object storage, ingestion status)",
+            init: Some(chat::init),
+            schema: Some((chat::SCHEMA, Some(&chat::MIGRATOR))),
+        },
+        Target {
             name: audit::TARGET,
             about: "the permanent audit trail: audit.* events into hash-chained files",
             init: Some(audit::init),
