@@ -71,8 +71,12 @@ pub struct DiscordConfig {
     #[serde(default = "default_max_wait")]
     pub max_wait_secs: u64,
     /// Hosts an owner's webhook URL may name. Notifications POST to a URL users give us, so it
-    /// is kept to Discord's own hosts rather than anything on the internal network.
-    #[serde(default = "default_webhook_hosts")]
+    /// is kept to Discord's own hosts rather than anything on the internal network. A list in
+    /// TOML, comma-separated in the environment.
+    #[serde(
+        default = "default_webhook_hosts",
+        deserialize_with = "list_or_comma_separated"
+    )]
     pub webhook_hosts: Vec<String>,
     /// Accept `http://` webhook URLs (tests against a local server only).
     #[serde(default)]
@@ -111,6 +115,26 @@ impl Default for RetryConfig {
             max_delay_secs: default_max_delay_secs(),
         }
     }
+}
+
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Hosts {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Hosts::deserialize(d)? {
+        Hosts::List(l) => l,
+        Hosts::Text(t) => t
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(String::from)
+            .collect(),
+    })
 }
 
 fn default_locale() -> String {

@@ -32,18 +32,23 @@ pub struct Notifier {
 
 struct Inner {
     db: Database,
+    /// The ledger's own pool. A consumer holds a connection of `db` for its transaction while
+    /// the handler runs; with every connection of one pool held that way, recording a delivery
+    /// would wait for a connection that never comes, and a message sent could not be recorded.
+    ledger: Database,
     mailer: Option<Mailer>,
     discord: Discord,
     config: Checked,
 }
 
 impl Notifier {
-    pub fn new(db: Database, config: Checked) -> Result<Self, MailerError> {
+    pub fn new(db: Database, ledger: Database, config: Checked) -> Result<Self, MailerError> {
         let mailer = config.config.smtp.as_ref().map(Mailer::new).transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 discord: Discord::new(&config.config.discord),
                 db,
+                ledger,
                 mailer,
                 config,
             }),
@@ -83,7 +88,7 @@ impl Notifier {
         };
         let recipient = to.trim().to_ascii_lowercase();
         send::deliver(
-            self.inner.db.pool(),
+            self.inner.ledger.pool(),
             Key {
                 id,
                 channel: EMAIL,
@@ -103,7 +108,7 @@ impl Notifier {
     ) -> Result<Outcome, HandlerError> {
         let recipient = discord::recipient_key(webhook);
         send::deliver(
-            self.inner.db.pool(),
+            self.inner.ledger.pool(),
             Key {
                 id,
                 channel: DISCORD,

@@ -66,7 +66,13 @@ pub fn subscription(notifier: Notifier) -> Subscription {
 
 fn notifier(p: &Platform, db: Database) -> Result<Notifier, ServiceError> {
     let config = config::NotiConfig::load(&p.config)?;
-    Notifier::new(db, config)
+    let database = p
+        .database
+        .as_ref()
+        .ok_or_else(|| ConfigError::key("database.url", "is required by noti"))?;
+    // A pool of its own for the delivery ledger (see `handler::Notifier`).
+    let ledger = Database::connect_lazy(database, SCHEMA)?;
+    Notifier::new(db, ledger, config)
         .map_err(|e| ServiceError::Config(ConfigError::key("noti.smtp", e.to_string())))
 }
 

@@ -1,0 +1,291 @@
+//! noti against a real SMTP server (aiosmtpd) and real PostgreSQL, each event handed to the
+//! kernel's consumer logic directly: mails in the account's language, exactly once even when a
+//! delivery is repeated behind the consumer's back, failures parked with their reason.
+
+mod common;
+
+use common::{Answer, FakeDiscord, Smtp, noti_db, notifier};
+use kernel::events::consumer::{Disposition, process};
+use kernel::events::{Event, Handler, dead_letter};
+use serde_json::{Value, json};
+use std::time::Duration;
+use uuid::Uuid;
+
+fn event(kind: &str, data: Value) -> Event {
+    Event::new(kind, "test", data).unwrap()
+}
+
+fn text_part(mail: &Value) -> String {
+    mail["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["type"] == "text/plain")
+        .map(|p| p["body"].as_str().unwrap().to_owned())
+        .expect("a text/plain part")
+}
+
+#[tokio::test]
+async fn account_mails_arrive_once_in_the_accounts_language() {
+    let smtp = Smtp::start(0);
+    let (_t, db) = noti_db().await;
+    let n = notifier(&db, Some(&smtp), &[]);
+    let sub = noti::subscription(n.clone());
+    let (ko, en) = (Uuid::now_v7(), Uuid::now_v7());
+    let events = [
+        event(
+            "user.registered",
+            json!({"userId": ko, "email": "minji@example.org", "displayName": "민지", "role": "stargazer", "locale": "ko-KR"}),
+        ),
+        event(
+            "user.registered",
+            json!({"userId": en, "email": "sam@example.org", "displayName": "Sam", "role": "stargazer"}),
+        ),
+        event(
+            "user.password_reset_requested",
+            json!({"userId": ko, "email": "minji@example.org", "token": "tok-123", "expiresAt": "2026-11-25T18:00:00Z"}),
+        ),
+        event(
+            "invite.redeemed",
+            json!({"userId": en, "inviteId": Uuid::now_v7()}),
+        ),
+    ];
+    for e in &events {
+        assert_eq!(process(&sub, &e.to_bytes()).await, Disposition::Ack);
+    }
+    // Redelivered by the broker: the consumer's own record stops these.
+    for e in &events {
+        assert_eq!(process(&sub, &e.to_bytes()).await, Disposition::Ack);
+    }
+    // Delivered again as if the consumer's commit had been lost after the mail went out: only
+    // the delivery ledger stands between this and a second mail.
+    for e in &events {
+        let mut tx = db.pool().begin().await.unwrap();
+        n.handle(&mut tx, e).await.unwrap();
+        tx.rollback().await.unwrap();
+    }
+    let mails = smtp.wait_for(5, Duration::from_secs(2)).await;
+    assert_eq!(mails.len(), 4, "{mails:#?}");
+
+    let to =
+        |addr: &str| -> Vec<&Value> { mails.iter().filter(|m| m["rcpt_tos"][0] == addr).collect() };
+    let minji = to("minji@example.org");
+    assert_eq!(minji.len(), 2);
+    assert!(
+        minji
+            .iter()
+            .any(|m| m["subject"].as_str().unwrap().contains("환영합니다"))
+    );
+    let reset = minji
+        .iter()
+        .find(|m| m["subject"].as_str().unwrap().contains("비밀번호"))
+        .expect("the Korean reset mail");
+    assert!(text_part(reset).contains("https://app.example.org/reset-password?token=tok-123"));
+    assert_eq!(reset["content_type"], "multipart/alternative");
+    assert_eq!(reset["parts"][1]["type"], "text/html");
+    assert!(
+        reset["to"].as_str().unwrap().contains("민지"),
+        "{}",
+        reset["to"]
+    );
+    let sam = to("sam@example.org");
+    assert_eq!(sam.len(), 2);
+    assert!(sam.iter().any(|m| m["subject"] == "[Protostar] Welcome"));
+    assert!(
+        sam.iter()
+            .any(|m| m["subject"] == "[Protostar] You are a protostar now")
+    );
+    assert_eq!(noti::ledger::count(db.pool(), "sent").await.unwrap(), 4);
+}
+
+#[tokio::test]
+async fn smtp_refusals_retry_or_park_by_their_code() {
+    // The server answers 451 twice, then takes mail: retried, delivered once.
+    let smtp = Smtp::start(2);
+    let (_t, db) = noti_db().await;
+    let sub = noti::subscription(notifier(&db, Some(&smtp), &[]));
+    let ok = event(
+        "user.password_reset_requested",
+        json!({"userId": Uuid::now_v7(), "email": "a@example.org", "token": "t", "expiresAt": "2026-11-25T18:00:00Z"}),
+    );
+    assert_eq!(process(&sub, &ok.to_bytes()).await, Disposition::Ack);
+    assert_eq!(smtp.messages().len(), 1);
+    assert!(dead_letter::list(&db, false).await.unwrap().is_empty());
+
+    // 550 for the recipient: permanent, parked at once with the server's words.
+    let bounce = event(
+        "user.password_reset_requested",
+        json!({"userId": Uuid::now_v7(), "email": "bounce@example.org", "token": "t", "expiresAt": "2026-11-25T18:00:00Z"}),
+    );
+    assert_eq!(process(&sub, &bounce.to_bytes()).await, Disposition::Ack);
+    let parked = dead_letter::list(&db, false).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].event_id, Some(bounce.id));
+    assert_eq!(parked[0].attempts, 1);
+    assert!(parked[0].reason.contains("550"), "{}", parked[0].reason);
+    assert_eq!(smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unknown_webhook_parks_and_the_alert_reaches_the_admins() {
+    let discord = FakeDiscord::start(vec![Answer::NotFound]).await;
+    let (_t, db) = noti_db().await;
+    let admin = discord.webhook("admins");
+    let n = notifier(
+        &db,
+        None,
+        &[("PROTOSTAR_NOTI__DISCORD__ADMIN_WEBHOOK_URL", admin)],
+    );
+    let sub = noti::subscription(n.clone());
+    let owner = Uuid::now_v7();
+    let mut conn = db.pool().acquire().await.unwrap();
+    noti::store::save_settings(
+        &mut conn,
+        owner,
+        &noti::store::Settings {
+            mode: noti::store::Mode::Instant,
+            email: false,
+            discord_webhook_url: Some(discord.webhook("gone")),
+            locale: None,
+        },
+    )
+    .await
+    .unwrap();
+    let asked = event(
+        "chat.question_asked",
+        json!({"chatbotSlug": "jane", "ownerId": owner, "question": "Why Rust? @everyone", "askerRole": "guest", "answerId": null, "askedAt": "2026-11-25T15:00:00Z"}),
+    );
+    assert_eq!(process(&sub, &asked.to_bytes()).await, Disposition::Ack);
+    let parked = dead_letter::list(&db, false).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert!(parked[0].reason.contains("404"), "{}", parked[0].reason);
+    assert!(
+        !parked[0].reason.contains("token-gone"),
+        "the webhook token leaked: {}",
+        parked[0].reason
+    );
+
+    // Parking put system.dead_lettered in noti's outbox; hand it to noti as the bus would.
+    let payload: Value =
+        sqlx::query_scalar("SELECT envelope FROM outbox WHERE event_type = 'system.dead_lettered'")
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    let alert: Event = serde_json::from_value(payload).unwrap();
+    assert_eq!(process(&sub, &alert.to_bytes()).await, Disposition::Ack);
+    let got = discord.wait_for(1, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0]["embeds"][0]["description"]
+            .as_str()
+            .unwrap()
+            .contains("404")
+    );
+    assert_eq!(got[0]["allowed_mentions"]["parse"], json!([]));
+}
+
+#[tokio::test]
+async fn a_send_that_may_have_happened_is_parked_not_repeated_until_an_admin_retries() {
+    let smtp = Smtp::start(0);
+    let (_t, db) = noti_db().await;
+    let sub = noti::subscription(notifier(&db, Some(&smtp), &[]));
+    let e = event(
+        "user.password_reset_requested",
+        json!({"userId": Uuid::now_v7(), "email": "a@example.org", "token": "t", "expiresAt": "2026-11-25T18:00:00Z"}),
+    );
+    // What a process that died between the SMTP server's 250 and the ledger's update leaves.
+    sqlx::query("INSERT INTO deliveries (id, channel, recipient, state, attempts) VALUES ($1, 'email', 'a@example.org', 'sending', 1)")
+        .bind(e.id)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(process(&sub, &e.to_bytes()).await, Disposition::Ack);
+    assert!(
+        smtp.messages().is_empty(),
+        "sent again although it may have gone out"
+    );
+    let parked = dead_letter::list(&db, false).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert!(
+        parked[0].reason.contains("may have delivered"),
+        "{}",
+        parked[0].reason
+    );
+    // The admin looked and retries the dead letter: now it is sent, once.
+    assert_eq!(
+        process(&sub, parked[0].payload.as_bytes()).await,
+        Disposition::Ack
+    );
+    assert_eq!(
+        process(&sub, parked[0].payload.as_bytes()).await,
+        Disposition::Ack
+    );
+    assert_eq!(smtp.wait_for(2, Duration::from_secs(1)).await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_digest_sends_each_owner_their_waiting_questions_once() {
+    let smtp = Smtp::start(0);
+    let discord = FakeDiscord::start(vec![Answer::ServerError]).await;
+    let (_t, db) = noti_db().await;
+    let n = notifier(&db, Some(&smtp), &[]);
+    let sub = noti::subscription(n.clone());
+    let owner = Uuid::now_v7();
+    let registered = event(
+        "user.registered",
+        json!({"userId": owner, "email": "owner@example.org", "displayName": "Owner", "locale": "en"}),
+    );
+    assert_eq!(
+        process(&sub, &registered.to_bytes()).await,
+        Disposition::Ack
+    );
+    let mut conn = db.pool().acquire().await.unwrap();
+    noti::store::save_settings(
+        &mut conn,
+        owner,
+        &noti::store::Settings {
+            mode: noti::store::Mode::Digest,
+            email: true,
+            discord_webhook_url: Some(discord.webhook("owner")),
+            locale: None,
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+    for i in 0..3 {
+        let q = event(
+            "chat.question_asked",
+            json!({"chatbot_slug": "owner-bot", "owner_id": owner, "question": format!("question {i}"), "asker_role": "stargazer", "answer_id": null, "asked_at": "2026-11-25T15:00:00Z"}),
+        );
+        assert_eq!(process(&sub, &q.to_bytes()).await, Disposition::Ack);
+    }
+    // Nothing instant in digest mode, besides the welcome mail.
+    assert_eq!(smtp.messages().len(), 1);
+
+    // Discord fails on the first run: the mail goes, the digest stays for the next run.
+    let first = noti::digest::run(&n).await.unwrap();
+    assert_eq!(
+        (first.gathered, first.sent, first.failed.len()),
+        (1, 0, 1),
+        "{first:?}"
+    );
+    let second = noti::digest::run(&n).await.unwrap();
+    assert_eq!(
+        (second.gathered, second.sent, second.failed.len()),
+        (0, 1, 0),
+        "{second:?}"
+    );
+    let third = noti::digest::run(&n).await.unwrap();
+    assert_eq!((third.gathered, third.sent), (0, 0));
+
+    let mails = smtp.wait_for(3, Duration::from_secs(1)).await;
+    assert_eq!(mails.len(), 2, "welcome + one digest");
+    let digest = text_part(&mails[1]);
+    for i in 0..3 {
+        assert!(digest.contains(&format!("question {i}")), "{digest}");
+    }
+    let posts = discord.delivered();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0]["embeds"].as_array().unwrap().len(), 3);
+}
