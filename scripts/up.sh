@@ -37,6 +37,9 @@ else
   BIN=target/debug/protostar
 fi
 
+step "provisioning the offline embedding models (the ai target's default)"
+scripts/models.sh
+
 if [ -s "$HOME_DIR/protostar.pid" ] && kill -0 "$(cat "$HOME_DIR/protostar.pid")" 2>/dev/null; then
   step "protostar is already running; restarting it with the new build"
   kill -TERM "$(cat "$HOME_DIR/protostar.pid")"; sleep 1

@@ -53,6 +53,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth",
     "log",
     "upstreams",
+    "ai",
     "audit",
     "chat",
     "noti",

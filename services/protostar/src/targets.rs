@@ -46,6 +46,12 @@ pub fn registry() -> Vec<Target> {
             schema: Some((audit::SCHEMA, None)),
         },
         Target {
+            name: ai::TARGET,
+            about: "ingestion of career documents (extraction, chunking, embeddings) and hybrid retrieval",
+            init: Some(ai::init),
+            schema: Some((ai::SCHEMA, Some(&ai::MIGRATOR))),
+        },
+        Target {
             name: noti::TARGET,
             about: "notifications: e-mail and Discord from events (resets, welcomes, questions, alerts)",
             init: Some(noti::init),
