@@ -400,3 +400,69 @@ async fn a_failed_commit_removes_the_original_it_stored() {
     assert_eq!(res.status(), 202);
     assert_eq!(app.blob_keys().await.len(), 1);
 }
+
+/// With one upload allowed at a time, a second waits (its body unread) until the first is done:
+/// memory is bounded by `max_concurrent_uploads × max_upload_bytes`, however many clients send.
+#[tokio::test]
+async fn uploads_beyond_the_concurrency_limit_wait_their_turn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_with(Options {
+        extra: vec![(
+            "PROTOSTAR_CHAT__CONTENT__MAX_CONCURRENT_UPLOADS",
+            "1".into(),
+        )],
+        ..Default::default()
+    })
+    .await;
+    let me = app.protostar();
+
+    // The first upload by hand, so that it can stop half-way through its body.
+    let body = format!(
+        "--XBOUNDARYX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.txt\"\r\n\
+         Content-Type: text/plain\r\n\r\n{}\r\n--XBOUNDARYX--\r\n",
+        fixtures::TEXT_EN
+    );
+    let (first_half, second_half) = body.as_bytes().split_at(body.len() / 2);
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /api/documents HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: multipart/form-data; boundary=XBOUNDARYX\r\nContent-Length: {}\r\n\
+         Connection: close\r\n\r\n",
+        me.token,
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(first_half).await.unwrap();
+    slow.flush().await.unwrap();
+    // Let the server take the first upload's permit.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+
+    let second = tokio::spawn({
+        let client = app.client.clone();
+        let url = app.url("/api/documents");
+        let token = me.token.clone();
+        async move {
+            let part = reqwest::multipart::Part::bytes(fixtures::TEXT_KO.as_bytes().to_vec())
+                .file_name("b.txt");
+            client
+                .post(url)
+                .bearer_auth(token)
+                .multipart(reqwest::multipart::Form::new().part("file", part))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(!second.is_finished(), "the second upload did not wait");
+    assert_eq!(app.rows().await, 0);
+
+    slow.write_all(second_half).await.unwrap();
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    assert_eq!(second.await.unwrap(), 202);
+    assert_eq!(app.rows().await, 2);
+}

@@ -22,6 +22,10 @@ pub struct ContentConfig {
     /// Compressed PDF streams inflated at most while looking for a text layer.
     #[serde(default = "default_pdf_inflated")]
     pub pdf_max_inflated_bytes: u64,
+    /// Uploads read and checked at the same time; more wait their turn before their body is
+    /// read, so memory stays below this times `max_upload_bytes`.
+    #[serde(default = "default_concurrent_uploads")]
+    pub max_concurrent_uploads: usize,
 }
 
 fn default_max_upload() -> u64 {
@@ -36,6 +40,9 @@ fn default_docx_entries() -> usize {
 fn default_pdf_inflated() -> u64 {
     64 * MIB
 }
+fn default_concurrent_uploads() -> usize {
+    8
+}
 
 impl Default for ContentConfig {
     fn default() -> Self {
@@ -44,6 +51,7 @@ impl Default for ContentConfig {
             docx_max_expanded_bytes: default_docx_expanded(),
             docx_max_entries: default_docx_entries(),
             pdf_max_inflated_bytes: default_pdf_inflated(),
+            max_concurrent_uploads: default_concurrent_uploads(),
         }
     }
 }
@@ -78,6 +86,12 @@ impl ContentConfig {
             self.pdf_max_inflated_bytes,
             MIB,
             4096 * MIB,
+        );
+        bound(
+            "max_concurrent_uploads",
+            self.max_concurrent_uploads as u64,
+            1,
+            1024,
         );
         ConfigError::collect(errors)
     }

@@ -40,6 +40,8 @@ pub struct Content {
     blobs: SharedBlobStore,
     verifier: Arc<TokenVerifier>,
     config: ContentConfig,
+    /// Permits to hold an upload in memory; see `max_concurrent_uploads`.
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 impl FromRef<Content> for Arc<TokenVerifier> {
@@ -56,6 +58,7 @@ impl Content {
         config: ContentConfig,
     ) -> Self {
         Self {
+            uploads: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads)),
             db,
             blobs,
             verifier,

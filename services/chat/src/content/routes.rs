@@ -161,6 +161,8 @@ pub(super) async fn upload(
 ) -> Result<Response, Problem> {
     let owner = account(&caller, Role::Protostar)?;
     let form = form.map_err(upload::rejection_problem)?;
+    // Held until the answer: the body, the checks and the store all count against it.
+    let _permit = c.uploads.acquire().await.map_err(Problem::internal)?;
     let up = upload::read(form, c.config.max_upload_bytes).await?;
 
     // Judging a DOCX or PDF inflates up to tens of MiB: off the async workers.
