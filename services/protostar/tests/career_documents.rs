@@ -1,0 +1,328 @@
+//! Career documents end to end through the real binary (`serve --target all`: in-process events,
+//! the local blob store, the local embedding model that `scripts/models.sh` provisions): an
+//! account becomes a protostar through an invite, uploads a Korean Markdown résumé and an
+//! English cover letter, and both reach `ready` with their chunks counted by the ai service.
+//! Deleting one takes it off the list; another account never sees either.
+
+use kernel::testing::TestDb;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_protostar");
+const PASSWORD: &str = "a long enough passphrase";
+
+const RESUME_KO: &str = "# 김민준 — 백엔드 개발자\n\n\
+Rust와 PostgreSQL로 결제 시스템을 만들어 온 6년 차 백엔드 개발자입니다.\n\n\
+## 경력\n\n### 토스페이먼츠 (2021–2024)\n\n\
+- 초당 3천 건의 결제 승인을 처리하는 정산 파이프라인을 Rust로 다시 작성해 지연 시간을 절반으로 줄였습니다.\n\
+- 장애 대응 절차를 정리하고 온콜 교대를 운영했습니다.\n\n\
+### 네이버 (2018–2021)\n\n- 검색 색인 파이프라인의 배치 작업을 Kafka 기반 스트리밍으로 옮겼습니다.\n\n\
+## 학력\n\n서울대학교 컴퓨터공학부 졸업 (2018).\n";
+
+const COVER_LETTER_EN: &str = "Cover letter\n\nDear hiring team,\n\n\
+I am a backend engineer with six years of experience building payment systems in Rust and \
+PostgreSQL. At Toss Payments I rewrote the settlement pipeline that approves three thousand \
+payments per second, halving its latency, and I ran the on-call rotation.\n\n\
+I would like to bring the same care for reliability to your platform team.\n\n\
+Kind regards,\nMinjun Kim\n";
+
+struct Server {
+    child: Child,
+    public: String,
+    admin: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn command(db: &TestDb, data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PROTOSTAR_PUBLIC_ADDR", "127.0.0.1:0")
+        .env("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0")
+        .env("PROTOSTAR_DATABASE__URL", &db.url)
+        .env("PROTOSTAR_DATA_DIR", data)
+        .env("PROTOSTAR_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("PROTOSTAR_AUTH__ARGON2_ITERATIONS", "1");
+    if let Some(models) = std::env::var_os("PROTOSTAR_MODELS_DIR") {
+        cmd.env("PROTOSTAR_MODELS_DIR", models);
+    }
+    cmd
+}
+
+fn serve(db: &TestDb, data: &std::path::Path) -> Server {
+    let mut child = command(db, data)
+        .args(["serve", "--target", "all"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start protostar");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
+                eprintln!("protostar: {line}");
+            }
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "listening"
+            {
+                let _ = tx.send((
+                    v["public"].as_str().unwrap_or_default().to_owned(),
+                    v["admin"].as_str().unwrap_or_default().to_owned(),
+                ));
+            }
+        }
+    });
+    let (public, admin) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("protostar never said it was listening");
+    Server {
+        child,
+        public: format!("http://{public}"),
+        admin: format!("http://{admin}"),
+    }
+}
+
+async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A `multipart/form-data` body with one file part, written out by hand.
+fn multipart(filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("protostar-{}", uuid::Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+struct Session {
+    client: reqwest::Client,
+    public: String,
+}
+
+impl Session {
+    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.public))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.public))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn signup(&self, email: &str) -> (String, String) {
+        let res = self
+            .post(
+                "/api/auth/signup",
+                None,
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let v: Value = res.json().await.unwrap();
+        (
+            v["accessToken"].as_str().unwrap().to_owned(),
+            v["refreshToken"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    async fn upload(&self, token: &str, filename: &str, bytes: &[u8]) -> Value {
+        let (content_type, body) = multipart(filename, bytes);
+        let res = self
+            .client
+            .post(format!("{}/api/documents", self.public))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{filename}");
+        res.json().await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn an_upload_becomes_ready_through_the_binary() {
+    let db = TestDb::new().await;
+    let data = std::env::temp_dir().join(format!(
+        "protostar-documents-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&data).unwrap();
+    let password_file = data.join("admin-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let out = command(&db, &data)
+        .args([
+            "admin",
+            "create-admin",
+            "--email",
+            "root@example.org",
+            "--password-file",
+        ])
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let server = serve(&db, &data);
+    let s = Session {
+        client: kernel::http::client(Duration::from_secs(30)),
+        public: server.public.clone(),
+    };
+    until("readiness", Duration::from_secs(60), || async {
+        s.client
+            .get(format!("{}/readyz", server.public))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+
+    // An invite from the admin makes Minjun a protostar at his next refresh.
+    let res = s
+        .post(
+            "/api/auth/login",
+            None,
+            json!({"email": "root@example.org", "password": PASSWORD}),
+        )
+        .await;
+    let admin_token = res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let res = s
+        .client
+        .post(format!("{}/admin/api/invites", server.admin))
+        .bearer_auth(&admin_token)
+        .json(&json!({"count": 1, "uses": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let code = res.json::<Value>().await.unwrap()["invites"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (stargazer_token, mut refresh) = s.signup("minjun@example.org").await;
+    // The profile comes from `user.registered`; the redemption needs it.
+    until("the profile", Duration::from_secs(30), || async {
+        s.get("/api/users/me", &stargazer_token).await.status() == 200
+    })
+    .await;
+    let res = s
+        .post(
+            "/api/invites/redeem",
+            Some(&stargazer_token),
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = s
+        .client
+        .post(format!("{}/api/documents", server.public))
+        .bearer_auth(&stargazer_token)
+        .header("content-type", multipart("a.md", b"x").0)
+        .body(multipart("a.md", b"x").1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403, "a stargazer token must not upload");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let token = loop {
+        let v: Value = s
+            .post("/api/auth/refresh", None, json!({"refreshToken": refresh}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        refresh = v["refreshToken"].as_str().unwrap().to_owned();
+        if v["role"] == "protostar" {
+            break v["accessToken"].as_str().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline, "never became a protostar: {v}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    let resume = s.upload(&token, "이력서.md", RESUME_KO.as_bytes()).await;
+    let letter = s
+        .upload(&token, "cover-letter.txt", COVER_LETTER_EN.as_bytes())
+        .await;
+    assert_eq!(resume["mediaType"], "text/markdown");
+    assert_eq!(letter["mediaType"], "text/plain");
+
+    // Loading the embedding model the first time takes a while on 2 cores.
+    for doc in [&resume, &letter] {
+        let url = doc["statusUrl"].as_str().unwrap().to_owned();
+        let mut last = Value::Null;
+        let deadline = Instant::now() + Duration::from_secs(240);
+        while Instant::now() < deadline {
+            last = s.get(&url, &token).await.json().await.unwrap();
+            if last["status"] == "ready" || last["status"] == "failed" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(last["status"], "ready", "{last}");
+        assert!(last["chunkCount"].as_i64().unwrap() >= 1, "{last}");
+        assert_eq!(last["version"], 1);
+    }
+
+    // Someone else sees none of it.
+    let (other, _) = s.signup("someone@example.org").await;
+    let url = resume["statusUrl"].as_str().unwrap();
+    assert_eq!(s.get(url, &other).await.status(), 404);
+
+    let res = s
+        .client
+        .delete(format!("{}{url}", server.public))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 202);
+    let list: Value = s.get("/api/documents", &token).await.json().await.unwrap();
+    let ids: Vec<&Value> = list["documents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| &d["id"])
+        .collect();
+    assert_eq!(ids, [&letter["id"]]);
+}
