@@ -46,7 +46,7 @@ pub fn job_args(name: &str) -> Vec<String> {
 /// `PROTOSTAR_*` key (a misspelling guard). Mirrors `KNOWN_KEYS` in
 /// `services/protostar/src/serve.rs`, which a test compares with this list. Settings under
 /// other keys (quotas, models, notifications) are rendered only once the binary knows them.
-pub const KNOWN_TOP_LEVEL_KEYS: [&str; 16] = [
+pub const KNOWN_TOP_LEVEL_KEYS: [&str; 17] = [
     "public_addr",
     "admin_addr",
     "body_limit_bytes",
@@ -61,8 +61,9 @@ pub const KNOWN_TOP_LEVEL_KEYS: [&str; 16] = [
     "upstreams",
     "ai",
     "audit",
-    "chat",
     "noti",
+    "chat",
+    "gateway",
 ];
 
 /// The top-level key of a `PROTOSTAR_*` variable: `PROTOSTAR_DATABASE__URL_FILE` → `database`.

@@ -18,7 +18,6 @@
 
 mod audit;
 pub mod bootstrap;
-pub mod client_address;
 pub mod domain;
 mod events;
 pub mod hashing;
@@ -51,7 +50,7 @@ pub struct AppState {
     pub(crate) hasher: hashing::Hasher,
     pub(crate) verifier: Arc<TokenVerifier>,
     pub(crate) config: Arc<AuthConfig>,
-    pub(crate) trusted_proxies: Arc<client_address::TrustedProxies>,
+    pub(crate) trusted_proxies: Arc<kernel::client_address::TrustedProxies>,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<TokenVerifier> {
@@ -154,9 +153,10 @@ async fn start(p: &Platform) -> Result<Routes, ServiceError> {
         p.stop.clone(),
     );
 
-    let trusted_proxies =
-        client_address::TrustedProxies::parse(config.trusted_proxies.as_deref().unwrap_or(""))
-            .map_err(|m| ConfigError::key("auth.trusted_proxies", m))?;
+    let trusted_proxies = kernel::client_address::TrustedProxies::parse(
+        config.trusted_proxies.as_deref().unwrap_or(""),
+    )
+    .map_err(|m| ConfigError::key("auth.trusted_proxies", m))?;
     let state = AppState {
         trusted_proxies: Arc::new(trusted_proxies),
         db: db.clone(),

@@ -1,7 +1,7 @@
-//! The client's address for per-address login backoff and audit events. A request that comes
-//! straight from the client is taken at its word (the socket's peer). Behind our own gateway
-//! or edge proxy every request would otherwise share the proxy's address, and twenty wrong
-//! passwords from anyone would lock everyone out; so when the peer is a configured trusted
+//! The client's address, for per-address rate limits, login backoff and audit events. A request
+//! that comes straight from the client is taken at its word (the socket's peer). Behind our own
+//! gateway or edge proxy every request would otherwise share the proxy's address, and twenty
+//! wrong passwords from anyone would lock everyone out; so when the peer is a configured trusted
 //! proxy, the client is the right-most address of `X-Forwarded-For` that is not itself one of
 //! our proxies (left of it, anyone could have written anything).
 
@@ -64,7 +64,8 @@ impl TrustedProxies {
             .map(Self)
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` is one of our proxies.
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(ip))
     }
 

@@ -151,10 +151,17 @@ impl Platform {
                 delay = (delay * 2).min(std::time::Duration::from_secs(10));
             }
         });
+        let lanes = match self.bus {
+            Bus::Local(_) => 4,
+            _ => 1,
+        };
         relay::spawn(
             db.clone(),
             self.bus.clone(),
-            relay::RelayConfig::default(),
+            relay::RelayConfig {
+                lanes,
+                ..relay::RelayConfig::default()
+            },
             self.stop.clone(),
         );
         Ok(db)

@@ -172,3 +172,69 @@ impl Drop for PrivateBroker {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// An Ed25519 signing key with a `kid`, to mint access tokens (genuine or forged) in tests.
+pub struct TestKey {
+    pub kid: String,
+    pub signing: ed25519_dalek::SigningKey,
+}
+
+impl TestKey {
+    pub fn new(kid: &str) -> Self {
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
+        Self {
+            kid: kid.into(),
+            signing: ed25519_dalek::SigningKey::from_bytes(&seed),
+        }
+    }
+
+    /// The public half, as the JWKS publishes it.
+    pub fn jwk(&self) -> jsonwebtoken::jwk::Jwk {
+        use base64::Engine;
+        use jsonwebtoken::jwk::{
+            AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, OctetKeyPairParameters,
+            OctetKeyPairType,
+        };
+        Jwk {
+            common: CommonParameters {
+                key_id: Some(self.kid.clone()),
+                ..Default::default()
+            },
+            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
+                key_type: OctetKeyPairType::OctetKeyPair,
+                curve: EllipticCurve::Ed25519,
+                x: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(self.signing.verifying_key().as_bytes()),
+            }),
+        }
+    }
+
+    pub fn sign(&self, claims: &crate::tokens::Claims) -> String {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let der = self.signing.to_pkcs8_der().expect("a fresh key encodes");
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
+        )
+        .expect("signing with a fresh key works")
+    }
+}
+
+/// Claims of a token valid for `ttl_secs` (negative: expired that long ago).
+pub fn claims(sub: &str, role: crate::tokens::Role, ttl_secs: i64) -> crate::tokens::Claims {
+    let now = chrono::Utc::now().timestamp();
+    crate::tokens::Claims {
+        sub: sub.into(),
+        role,
+        iss: "protostar".into(),
+        aud: "protostar".into(),
+        exp: now + ttl_secs,
+        iat: now,
+        nbf: None,
+        jti: uuid::Uuid::new_v4().to_string(),
+    }
+}

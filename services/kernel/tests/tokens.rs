@@ -4,65 +4,15 @@ use axum::Router;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use ed25519_dalek::SigningKey;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
-use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, EllipticCurve, Jwk, JwkSet, OctetKeyPairParameters,
-    OctetKeyPairType,
-};
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use kernel::tokens::{AuthConfig, Claims, HttpKeySource, Role, TokenError, TokenVerifier};
 use std::sync::{Arc, Mutex};
 
-struct Key {
-    kid: String,
-    signing: SigningKey,
-}
-
-impl Key {
-    fn new(kid: &str) -> Self {
-        let mut seed = [0u8; 32];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut seed);
-        Self {
-            kid: kid.into(),
-            signing: SigningKey::from_bytes(&seed),
-        }
-    }
-
-    fn jwk(&self) -> Jwk {
-        Jwk {
-            common: CommonParameters {
-                key_id: Some(self.kid.clone()),
-                ..Default::default()
-            },
-            algorithm: AlgorithmParameters::OctetKeyPair(OctetKeyPairParameters {
-                key_type: OctetKeyPairType::OctetKeyPair,
-                curve: EllipticCurve::Ed25519,
-                x: B64.encode(self.signing.verifying_key().as_bytes()),
-            }),
-        }
-    }
-
-    fn sign(&self, claims: &Claims) -> String {
-        let der = self.signing.to_pkcs8_der().unwrap();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, claims, &EncodingKey::from_ed_der(der.as_bytes())).unwrap()
-    }
-}
+use kernel::testing::TestKey as Key;
 
 fn claims(offset_exp: i64) -> Claims {
-    let now = chrono::Utc::now().timestamp();
-    Claims {
-        sub: "user-1".into(),
-        role: Role::Stargazer,
-        iss: "protostar".into(),
-        aud: "protostar".into(),
-        exp: now + offset_exp,
-        iat: now,
-        nbf: None,
-        jti: uuid::Uuid::new_v4().to_string(),
-    }
+    kernel::testing::claims("user-1", Role::Stargazer, offset_exp)
 }
 
 /// Serves the given key set at /.well-known/jwks.json on a loopback port; counts fetches.

@@ -55,8 +55,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "upstreams",
     "ai",
     "audit",
-    "chat",
     "noti",
+    "chat",
+    "gateway",
 ];
 
 /// Every problem with the configuration at once: unknown keys, the binary's own settings and the
@@ -106,6 +107,25 @@ pub async fn run(config: ConfigSource, targets: Vec<&Target>) -> anyhow::Result<
         public = public.merge(routes.public);
         admin = admin.merge(routes.admin);
         tracing::info!(target = target.name, "target started");
+    }
+    // With the gateway here, every request goes through it; the targets of this process are
+    // its in-process upstreams. Without it, the targets answer their listeners directly, and
+    // a gateway elsewhere forwards to them.
+    if targets.iter().any(|t| t.name == gateway::TARGET) {
+        let local = gateway::LocalTargets {
+            names: targets
+                .iter()
+                .map(|t| t.name)
+                .filter(|n| *n != gateway::TARGET)
+                .collect(),
+            public,
+            admin,
+        };
+        let routes = gateway::front(&platform, local)
+            .await
+            .map_err(|e| anyhow::anyhow!("target gateway failed to start: {e}"))?;
+        public = routes.public;
+        admin = routes.admin;
     }
     let health = health_router(platform.metrics.clone(), platform.readiness.clone());
     let public = standard_layers(

@@ -22,6 +22,12 @@ pub struct Target {
 pub fn registry() -> Vec<Target> {
     vec![
         Target {
+            name: gateway::TARGET,
+            about: "the front door: both listeners, routes, token check, rate limits, breakers, CORS",
+            init: Some(gateway::init),
+            schema: None,
+        },
+        Target {
             name: "auth",
             about: "accounts, passwords, roles, access and refresh tokens, signing keys (JWKS)",
             init: Some(auth::init),

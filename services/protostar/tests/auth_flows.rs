@@ -48,6 +48,10 @@ fn serve(db: &TestDb, data: &std::path::Path) -> Server {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            // The server's warnings belong in the test's output when it fails.
+            if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
+                eprintln!("protostar: {line}");
+            }
             if let Ok(v) = serde_json::from_str::<Value>(&line)
                 && v["message"] == "listening"
             {
@@ -242,14 +246,15 @@ async fn the_front_door_through_the_binary() {
         .unwrap();
     assert_eq!(res.status(), 202);
     until("auth applying user.deleted", || async {
-        post(
+        let status = post(
             format!("{}/api/auth/login", server.public),
             None,
             json!({"email": "nova@example.org", "password": PASSWORD}),
         )
         .await
-        .status()
-            == 401
+        .status();
+        eprintln!("login after deletion: {status}");
+        status == 401
     })
     .await;
     std::fs::remove_dir_all(&data).ok();

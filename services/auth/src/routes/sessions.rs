@@ -139,7 +139,9 @@ pub async fn login(
         ));
     };
     failures::clear(&mut tx, &account_key).await?;
-    let issued = tokens::issue(&mut tx, account.id, None, refresh_ttl(&s)).await?;
+    let issued = tokens::issue(&mut tx, account.id, None, refresh_ttl(&s))
+        .await
+        .map_err(|e| deleted_meanwhile(e, "The e-mail or the password is wrong."))?;
     Audit {
         action: "sign_in_succeeded",
         actor: Some(account.id.to_string()),
@@ -161,6 +163,17 @@ pub async fn login(
 pub struct RefreshBody {
     #[serde(default)]
     refresh_token: String,
+}
+
+/// The account was deleted between reading it and writing its new token family: the same
+/// answer as for an account that does not exist, not a 500.
+fn deleted_meanwhile(e: sqlx::Error, detail: &str) -> Problem {
+    match &e {
+        sqlx::Error::Database(d) if d.is_foreign_key_violation() => {
+            Problem::Unauthenticated(detail.into())
+        }
+        _ => e.into(),
+    }
 }
 
 fn dead_token() -> Problem {

@@ -20,6 +20,11 @@ pub struct RelayConfig {
     pub keep_sent: Duration,
     /// Processed-event records older than this are deleted: redeliveries come within minutes.
     pub keep_processed: Duration,
+    /// Relay loops working side by side on one outbox. The in-process bus returns from a
+    /// publish only when every consumer has committed, so one consumer retrying an event with
+    /// backoff holds its batch; with more than one lane the events committed after it go out
+    /// meanwhile (`SKIP LOCKED` keeps the lanes' batches apart).
+    pub lanes: usize,
 }
 
 impl Default for RelayConfig {
@@ -30,6 +35,7 @@ impl Default for RelayConfig {
             max_backoff: Duration::from_secs(30),
             keep_sent: Duration::from_secs(7 * 24 * 3600),
             keep_processed: Duration::from_secs(30 * 24 * 3600),
+            lanes: 1,
         }
     }
 }
@@ -48,7 +54,14 @@ pub fn spawn(
     config: RelayConfig,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { run(db, bus, config, stop).await })
+    tokio::spawn(async move {
+        let lanes: Vec<_> = (0..config.lanes.max(1))
+            .map(|_| tokio::spawn(run(db.clone(), bus.clone(), config.clone(), stop.clone())))
+            .collect();
+        for lane in lanes {
+            let _ = lane.await;
+        }
+    })
 }
 
 async fn run(db: Database, bus: Bus, config: RelayConfig, stop: CancellationToken) {

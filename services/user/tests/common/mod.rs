@@ -1,10 +1,13 @@
-//! auth and user running against a fresh database of the test stack, in either deployment
-//! shape:
-//! - `Mode::All`: one platform, routers merged as `serve --target all` does, keys handed over
-//!   in memory;
-//! - `Mode::Split`: a platform per service, each on its own ports, user verifying tokens
-//!   against auth's JWKS over HTTP, the two sharing the in-process event bus;
+//! auth and user running against a fresh database of the test stack, behind the gateway, in
+//! either deployment shape:
+//! - `Mode::All`: one platform, the gateway in front of the services' in-process routers as
+//!   `serve --target all` has it, keys handed over in memory;
+//! - `Mode::Split`: a platform per service, each on its own ports, user and the gateway
+//!   verifying tokens against auth's JWKS over HTTP, the gateway forwarding over HTTP, the
+//!   services sharing the in-process event bus;
 //! - `Mode::SplitRabbit`: the same with RabbitMQ between them, a private broker per test.
+//!
+//! Every request of a test goes through the gateway's two listeners.
 #![allow(dead_code)]
 
 use axum::Router;
@@ -31,10 +34,9 @@ pub const PASSWORD: &str = "a long enough passphrase";
 
 pub struct App {
     pub mode: Mode,
-    auth_public: String,
-    auth_admin: String,
-    user_public: String,
-    user_admin: String,
+    /// The gateway's listeners.
+    public: String,
+    admin: String,
     pub client: Client,
     pub auth_platform: Platform,
     pub pool: sqlx::PgPool,
@@ -62,6 +64,15 @@ fn vars(db: &TestDb, extra: &[(&str, String)]) -> ConfigSource {
         ("PROTOSTAR_AUTH__ARGON2_ITERATIONS".into(), "1".into()),
         ("PROTOSTAR_AUTH__KEY_PUBLISH_AHEAD_SECS".into(), "0".into()),
         ("PROTOSTAR_AUTH__KEY_ENCRYPTION_KEY".into(), kek),
+        // Tests fire requests faster than any person; the limits have their own tests.
+        (
+            "PROTOSTAR_GATEWAY__RATE_LIMIT__IP__PER_MINUTE".into(),
+            "1000000".into(),
+        ),
+        (
+            "PROTOSTAR_GATEWAY__RATE_LIMIT__IP__BURST".into(),
+            "100000".into(),
+        ),
     ];
     v.extend(extra.iter().map(|(k, val)| ((*k).to_owned(), val.clone())));
     ConfigSource::from_vars(v).unwrap()
@@ -91,31 +102,29 @@ pub async fn spawn(mode: Mode) -> App {
         .collect();
     let auth_platform = Platform::from_config(vars(&db, &broker_vars), stop.clone()).unwrap();
     let auth_routes = auth::init(&auth_platform).await.unwrap();
-    let (auth_public, auth_admin, user_public, user_admin) = match mode {
+    let (public, admin, services) = match mode {
         Mode::All => {
             let user_routes = user::init(&auth_platform).await.unwrap();
-            let public = serve(
-                auth_routes.public.merge(user_routes.public),
+            let front = gateway::front(
                 &auth_platform,
-                "public",
-                &stop,
+                gateway::LocalTargets {
+                    names: vec!["auth", "user"],
+                    public: auth_routes.public.merge(user_routes.public),
+                    admin: auth_routes.admin.merge(user_routes.admin),
+                },
             )
-            .await;
-            let admin = serve(
-                auth_routes.admin.merge(user_routes.admin),
-                &auth_platform,
-                "admin",
-                &stop,
-            )
-            .await;
-            (public.clone(), admin.clone(), public, admin)
+            .await
+            .unwrap();
+            let public = serve(front.public, &auth_platform, "public", &stop).await;
+            let admin = serve(front.admin, &auth_platform, "admin", &stop).await;
+            (public.clone(), admin, vec![public])
         }
         Mode::Split | Mode::SplitRabbit => {
             let auth_public = serve(auth_routes.public, &auth_platform, "public", &stop).await;
             let auth_admin = serve(auth_routes.admin, &auth_platform, "admin", &stop).await;
             let jwks = format!("{auth_public}/.well-known/jwks.json");
             let mut user_vars = broker_vars.clone();
-            user_vars.push(("PROTOSTAR_AUTH__JWKS_URL", jwks));
+            user_vars.push(("PROTOSTAR_AUTH__JWKS_URL", jwks.clone()));
             let mut user_platform =
                 Platform::from_config(vars(&db, &user_vars), stop.clone()).unwrap();
             if mode == Mode::Split {
@@ -124,16 +133,41 @@ pub async fn spawn(mode: Mode) -> App {
             let user_routes = user::init(&user_platform).await.unwrap();
             let user_public = serve(user_routes.public, &user_platform, "public", &stop).await;
             let user_admin = serve(user_routes.admin, &user_platform, "admin", &stop).await;
-            (auth_public, auth_admin, user_public, user_admin)
+
+            let gateway_platform = Platform::from_config(
+                vars(
+                    &db,
+                    &[
+                        ("PROTOSTAR_AUTH__JWKS_URL", jwks),
+                        ("PROTOSTAR_UPSTREAMS__AUTH__PUBLIC", auth_public.clone()),
+                        ("PROTOSTAR_UPSTREAMS__AUTH__ADMIN", auth_admin),
+                        ("PROTOSTAR_UPSTREAMS__USER__PUBLIC", user_public.clone()),
+                        ("PROTOSTAR_UPSTREAMS__USER__ADMIN", user_admin),
+                    ],
+                ),
+                stop.clone(),
+            )
+            .unwrap();
+            let front = gateway::front(
+                &gateway_platform,
+                gateway::LocalTargets {
+                    names: vec![],
+                    public: Router::new(),
+                    admin: Router::new(),
+                },
+            )
+            .await
+            .unwrap();
+            let public = serve(front.public, &gateway_platform, "public", &stop).await;
+            let admin = serve(front.admin, &gateway_platform, "admin", &stop).await;
+            (public, admin, vec![auth_public, user_public])
         }
     };
     let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
     let app = App {
         mode,
-        auth_public,
-        auth_admin,
-        user_public,
-        user_admin,
+        public,
+        admin,
         client: kernel::http::client(Duration::from_secs(20)),
         auth_platform,
         pool,
@@ -141,7 +175,7 @@ pub async fn spawn(mode: Mode) -> App {
         _db: db,
         _broker: broker,
     };
-    for base in [&app.auth_public, &app.user_public] {
+    for base in &services {
         let client = app.client.clone();
         let url = format!("{base}/readyz");
         assert!(
@@ -187,18 +221,12 @@ pub struct Session {
 }
 
 impl App {
-    /// The gateway's route table in miniature: which listener serves a path.
+    /// The gateway's admin listener serves `/admin`, its public one everything else.
     fn url(&self, path: &str) -> String {
-        let base = if path.starts_with("/admin/api/invites")
-            || path.starts_with("/admin/api/dead-letters/users")
-        {
-            &self.user_admin
-        } else if path.starts_with("/admin/") {
-            &self.auth_admin
-        } else if path.starts_with("/api/users") || path.starts_with("/api/invites") {
-            &self.user_public
+        let base = if path.starts_with("/admin/") {
+            &self.admin
         } else {
-            &self.auth_public
+            &self.public
         };
         format!("{base}{path}")
     }
@@ -287,7 +315,12 @@ impl App {
                 Some(json!({"role": "protostar"})),
             )
             .await;
-        assert_eq!(res.status(), 200);
+        assert_eq!(
+            res.status(),
+            200,
+            "{}",
+            res.text().await.unwrap_or_default()
+        );
         let res = self.login(email).await;
         self.session_from(res).await
     }
