@@ -19,7 +19,8 @@ pub const AUTH: &str = "auth";
 
 /// Port of every target's API, `/healthz`, `/readyz` and `/metrics`.
 pub const PUBLIC_PORT: i32 = 8080;
-/// The gateway's admin listener.
+/// Every target's admin listener: the gateway's faces the admin hostname; the others' carry
+/// their admin API to the gateway only.
 pub const ADMIN_PORT: i32 = 8081;
 pub const HEALTHZ: &str = "/healthz";
 pub const READYZ: &str = "/readyz";
@@ -125,9 +126,14 @@ pub mod env {
         format!("{key}_FILE")
     }
 
-    /// `PROTOSTAR_UPSTREAMS__CHAT` for `chat`.
-    pub fn upstream(target: &str) -> String {
-        format!("{UPSTREAMS_PREFIX}{}", target.to_ascii_uppercase())
+    /// `PROTOSTAR_UPSTREAMS__CHAT__PUBLIC` for `chat`'s public listener (`listener` is
+    /// `public` or `admin`).
+    pub fn upstream(target: &str, listener: &str) -> String {
+        format!(
+            "{UPSTREAMS_PREFIX}{}__{}",
+            target.to_ascii_uppercase(),
+            listener.to_ascii_uppercase()
+        )
     }
 }
 

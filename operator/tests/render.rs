@@ -173,8 +173,13 @@ fn deployments_roll_without_downtime_and_probe_the_contract_paths() {
         })
         .collect();
     assert!(env.contains(&(
-        "PROTOSTAR_UPSTREAMS__CHAT".into(),
+        "PROTOSTAR_UPSTREAMS__CHAT__PUBLIC".into(),
         "http://ps-chat:8080".into()
+    )));
+    // The gateway forwards `/admin` to each target's own admin listener.
+    assert!(env.contains(&(
+        "PROTOSTAR_UPSTREAMS__USER__ADMIN".into(),
+        "http://ps-user:8081".into()
     )));
     assert!(
         !env.iter().any(|(k, _)| k.starts_with("PROTOSTAR_DATABASE")),

@@ -47,7 +47,8 @@ pub fn render(ctx: &Ctx<'_>) -> Vec<Object> {
                 { "protocol": "TCP", "port": contract::ADMIN_PORT },
             ]}]),
         ),
-        // The other targets: only from this instance's pods.
+        // The other targets: their API only from this instance's pods, their admin API only
+        // from the gateway.
         policy(
             ctx,
             "services",
@@ -59,10 +60,16 @@ pub fn render(ctx: &Ctx<'_>) -> Vec<Object> {
                     "values": contract::TARGETS.iter().filter(|t| **t != contract::GATEWAY).collect::<Vec<_>>(),
                 }],
             }),
-            json!([{
-                "from": [{ "podSelector": { "matchLabels": { LABEL_INSTANCE: ctx.name } } }],
-                "ports": [{ "protocol": "TCP", "port": contract::PUBLIC_PORT }],
-            }]),
+            json!([
+                {
+                    "from": [{ "podSelector": { "matchLabels": { LABEL_INSTANCE: ctx.name } } }],
+                    "ports": [{ "protocol": "TCP", "port": contract::PUBLIC_PORT }],
+                },
+                {
+                    "from": [{ "podSelector": { "matchLabels": ctx.selector(contract::GATEWAY) } }],
+                    "ports": [{ "protocol": "TCP", "port": contract::ADMIN_PORT }],
+                },
+            ]),
         ),
     ];
     if ctx.spec.redis.mode == RedisMode::Managed {

@@ -1,4 +1,4 @@
-//! One ClusterIP Service per target; the gateway's also exposes the admin listener.
+//! One ClusterIP Service per target, with its public and admin listeners.
 
 use serde_json::{Value, json};
 
@@ -11,11 +11,12 @@ pub fn name(ctx: &Ctx<'_>, target: &str) -> String {
 }
 
 pub fn render(ctx: &Ctx<'_>, target: &str) -> Object {
-    let mut ports =
-        vec![json!({ "name": "http", "port": contract::PUBLIC_PORT, "targetPort": "http" })];
-    if target == contract::GATEWAY {
-        ports.push(json!({ "name": "admin", "port": contract::ADMIN_PORT, "targetPort": "admin" }));
-    }
+    // Every target has both listeners: the gateway forwards `/admin` requests to the
+    // targets' admin listeners (NetworkPolicy keeps everyone else off them).
+    let ports = vec![
+        json!({ "name": "http", "port": contract::PUBLIC_PORT, "targetPort": "http" }),
+        json!({ "name": "admin", "port": contract::ADMIN_PORT, "targetPort": "admin" }),
+    ];
     Object::new(
         Kind::Service,
         json!({

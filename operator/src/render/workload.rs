@@ -74,11 +74,10 @@ pub fn pod_spec(ctx: &Ctx<'_>, p: &Process) -> Value {
     }
     put(&mut container, "resources", p.resources.clone());
     if p.serves {
-        let mut ports = vec![json!({ "name": "http", "containerPort": contract::PUBLIC_PORT })];
-        if p.component == contract::GATEWAY {
-            ports.push(json!({ "name": "admin", "containerPort": contract::ADMIN_PORT }));
-        }
-        container["ports"] = Value::Array(ports);
+        container["ports"] = json!([
+            { "name": "http", "containerPort": contract::PUBLIC_PORT },
+            { "name": "admin", "containerPort": contract::ADMIN_PORT },
+        ]);
         container["readinessProbe"] = json!({
             "httpGet": { "path": contract::READYZ, "port": "http" },
             "periodSeconds": 5, "failureThreshold": 3,
@@ -146,10 +145,16 @@ fn upstreams(ctx: &Ctx<'_>) -> Vec<Value> {
     contract::TARGETS
         .iter()
         .filter(|t| **t != contract::GATEWAY)
-        .map(|t| {
-            json!({
-                "name": env::upstream(t),
-                "value": format!("http://{}:{}", service::name(ctx, t), contract::PUBLIC_PORT),
+        .flat_map(|t| {
+            [
+                ("public", contract::PUBLIC_PORT),
+                ("admin", contract::ADMIN_PORT),
+            ]
+            .map(|(listener, port)| {
+                json!({
+                    "name": env::upstream(t, listener),
+                    "value": format!("http://{}:{port}", service::name(ctx, t)),
+                })
             })
         })
         .collect()
