@@ -100,18 +100,23 @@ async fn still_ours(tx: &mut PgConnection, doc: &Uploaded) -> Result<bool, Store
     Ok(matches!(row, Some((v, s)) if v == doc.version && (s == "extracting" || s == "indexing")))
 }
 
+/// Moves the version from `extracting` to `indexing`, once: a retried attempt that is already
+/// indexing publishes nothing new.
 pub async fn indexing(tx: &mut PgConnection, doc: &Uploaded) -> Result<bool, StoreError> {
-    if !still_ours(tx, doc).await? {
-        return Ok(false);
-    }
-    sqlx::query(
-        "UPDATE documents SET status = 'indexing', updated_at = now() WHERE document_id = $1",
+    let moved = sqlx::query(
+        "UPDATE documents SET status = 'indexing', updated_at = now() \
+         WHERE document_id = $1 AND version = $2 AND status = 'extracting'",
     )
     .bind(doc.document_id)
+    .bind(doc.version)
     .execute(&mut *tx)
-    .await?;
-    publish(tx, doc, IndexStatus::Indexing, None, None).await?;
-    Ok(true)
+    .await?
+    .rows_affected()
+        == 1;
+    if moved {
+        publish(tx, doc, IndexStatus::Indexing, None, None).await?;
+    }
+    Ok(moved)
 }
 
 /// Replaces the document's chunks with this version's and marks it `ready`, in the caller's
