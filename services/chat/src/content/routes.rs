@@ -165,17 +165,17 @@ pub(super) async fn upload(
     let _permit = c.uploads.acquire().await.map_err(Problem::internal)?;
     let up = upload::read(form, c.config.max_upload_bytes).await?;
 
-    // Judging a DOCX or PDF inflates up to tens of MiB: off the async workers.
+    // Judging a DOCX or PDF inflates up to tens of MiB, and hashing 20 MiB takes a while:
+    // off the async workers.
     let limits = c.config.limits();
     let bytes = up.bytes.clone();
-    let media = tokio::task::spawn_blocking(move || sniff::sniff(&bytes, &limits))
-        .await
-        .map_err(Problem::internal)?
-        .map_err(rejection_problem)?;
+    let (media, sha256) = tokio::task::spawn_blocking(move || {
+        sniff::sniff(&bytes, &limits).map(|m| (m, hex(&Sha256::digest(&bytes))))
+    })
+    .await
+    .map_err(Problem::internal)?
+    .map_err(rejection_problem)?;
 
-    let id = Uuid::now_v7();
-    let key = wire::original_key(owner, id);
-    let sha256 = hex(&Sha256::digest(&up.bytes));
     let filename = up
         .filename
         .clone()
@@ -184,10 +184,41 @@ pub(super) async fn upload(
         .title
         .clone()
         .unwrap_or_else(|| upload::default_title(up.filename.as_deref()));
-    let size = i64::try_from(up.bytes.len()).map_err(Problem::internal)?;
+    let upload = Accepted {
+        id: Uuid::now_v7(),
+        owner,
+        bytes: up.bytes,
+        media,
+        title,
+        filename,
+        sha256,
+    };
+    // Once the original is being stored, the outcome must not depend on the client staying
+    // connected: a dropped request would otherwise stop between the object and the row and
+    // leave the object behind. The task runs to the end either way.
+    let doc = tokio::spawn(store_upload(c.clone(), upload, ctx))
+        .await
+        .map_err(Problem::internal)??;
+    Ok(accepted(doc))
+}
 
+/// An upload that passed the checks.
+struct Accepted {
+    id: Uuid,
+    owner: Uuid,
+    bytes: bytes::Bytes,
+    media: MediaType,
+    title: String,
+    filename: String,
+    sha256: String,
+}
+
+/// The original first, then the row with its event; the original goes again if the row fails.
+async fn store_upload(c: Content, a: Accepted, ctx: Context) -> Result<Document, Problem> {
+    let key = wire::original_key(a.owner, a.id);
+    let size = i64::try_from(a.bytes.len()).map_err(Problem::internal)?;
     c.blobs
-        .put(&key, up.bytes, media.content_type())
+        .put(&key, a.bytes, a.media.content_type())
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "storing an original failed");
@@ -195,21 +226,20 @@ pub(super) async fn upload(
                 "Object storage is unavailable; nothing was stored. Try again shortly.".into(),
             )
         })?;
-
     let new = NewDocument {
-        id,
-        owner_id: owner,
-        title: &title,
-        filename: &filename,
-        media_type: media.as_str(),
+        id: a.id,
+        owner_id: a.owner,
+        title: &a.title,
+        filename: &a.filename,
+        media_type: a.media.as_str(),
         size_bytes: size,
-        sha256: &sha256,
+        sha256: &a.sha256,
         blob_key: &key,
     };
     match record_upload(&c, &new, &ctx).await {
         Ok(doc) => {
-            tracing::info!(document = %id, media_type = media.as_str(), size, "document accepted");
-            Ok(accepted(doc))
+            tracing::info!(document = %a.id, media_type = a.media.as_str(), size, "document accepted");
+            Ok(doc)
         }
         Err(e) => {
             // The row never committed: the original must not outlive it.

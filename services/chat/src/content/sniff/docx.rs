@@ -28,6 +28,14 @@ fn damaged(detail: impl std::fmt::Display) -> Rejection {
     ))
 }
 
+fn password_protected() -> Rejection {
+    Rejection::Encrypted(
+        "This Word document is protected with a password. Remove the password and upload it \
+         again."
+            .into(),
+    )
+}
+
 pub fn check(b: &[u8], limits: &Limits) -> Result<(), Rejection> {
     let mut zip = zip::ZipArchive::new(Cursor::new(b)).map_err(damaged)?;
     if zip.len() > limits.docx_max_entries {
@@ -48,6 +56,9 @@ pub fn check(b: &[u8], limits: &Limits) -> Result<(), Rejection> {
     let mut claimed: u64 = 0;
     for i in 0..zip.len() {
         let entry = zip.by_index_raw(i).map_err(damaged)?;
+        if entry.encrypted() {
+            return Err(password_protected());
+        }
         claimed = claimed.saturating_add(entry.size());
     }
     if claimed > limits.docx_max_expanded_bytes {
@@ -77,16 +88,7 @@ pub fn check(b: &[u8], limits: &Limits) -> Result<(), Rejection> {
     // Then what it really expands to, against the budget, with every CRC checked.
     let mut budget = limits.docx_max_expanded_bytes;
     for i in 0..zip.len() {
-        let entry = zip.by_index(i).map_err(|e| match e {
-            zip::result::ZipError::UnsupportedArchive(m) if m.contains("assword") => {
-                Rejection::Encrypted(
-                    "This Word document is protected with a password. Remove the password and \
-                     upload it again."
-                        .into(),
-                )
-            }
-            other => damaged(other),
-        })?;
+        let entry = zip.by_index(i).map_err(damaged)?;
         if entry.is_dir() {
             continue;
         }
@@ -201,6 +203,24 @@ mod tests {
         };
         let err = judge(&fixtures::zip_of(&entries), &limits).unwrap_err();
         assert!(matches!(err, Rejection::TooLarge(_)), "{err:?}");
+    }
+
+    #[test]
+    fn password_protected_entries_are_refused_as_encrypted() {
+        // Set the "encrypted" flag (general purpose bit 0) on every entry, as ZipCrypto does.
+        let mut doc = fixtures::docx("Jane", &["Doe"]);
+        for (sig, flags_at) in [(&b"PK\x03\x04"[..], 6), (&b"PK\x01\x02"[..], 8)] {
+            let mut i = 0;
+            while let Some(at) = find(&doc[i..], sig) {
+                doc[i + at + flags_at] |= 1;
+                i += at + 4;
+            }
+        }
+        let err = judge(&doc, &Limits::default()).unwrap_err();
+        assert!(
+            matches!(&err, Rejection::Encrypted(m) if m.contains("password")),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -60,10 +60,15 @@ pub fn classify(b: &[u8]) -> Result<MediaType, Rejection> {
     if text.trim().is_empty() {
         return Err(Rejection::Malformed("The file has no text in it.".into()));
     }
-    if is_html(text) {
-        return Ok(MediaType::Html);
+    let markdown = markdown_score(text) >= MARKDOWN_THRESHOLD;
+    match html_opening(text) {
+        Some(Opening::Document) => return Ok(MediaType::Html),
+        // GitHub-style Markdown often opens with a centred `<p>` or `<h1>`; its structure
+        // decides.
+        Some(Opening::Fragment) if !markdown => return Ok(MediaType::Html),
+        _ => {}
     }
-    if markdown_score(text) >= MARKDOWN_THRESHOLD {
+    if markdown {
         Ok(MediaType::Markdown)
     } else {
         Ok(MediaType::Text)
@@ -85,20 +90,31 @@ fn is_binary(text: &str) -> bool {
     controls > 8 && controls * 100 > text.len()
 }
 
-fn is_html(text: &str) -> bool {
+/// How a text opens, if it opens with markup.
+#[derive(Debug, PartialEq, Eq)]
+enum Opening {
+    /// A doctype, `<html>`, `<head>` or `<body>`: a web page.
+    Document,
+    /// Another tag of the sniffing table: a page or a fragment embedded in Markdown.
+    Fragment,
+}
+
+const DOCUMENT_OPENERS: &[&str] = &["<!doctype html", "<html", "<head", "<body"];
+
+fn html_opening(text: &str) -> Option<Opening> {
     let mut rest = text.trim_start();
     // Leading comments (a generator's banner) do not decide anything.
     while let Some(after) = rest.strip_prefix("<!--") {
         match after.find("-->") {
             Some(end) => rest = after[end + 3..].trim_start(),
-            None => return false,
+            None => return None,
         }
     }
     if let Some(after) = rest.strip_prefix("<?xml") {
         // XHTML: an XML declaration, then the same markup.
         match after.find("?>") {
             Some(end) => rest = after[end + 2..].trim_start(),
-            None => return false,
+            None => return None,
         }
     }
     let head: String = rest
@@ -106,11 +122,18 @@ fn is_html(text: &str) -> bool {
         .take(16)
         .collect::<String>()
         .to_ascii_lowercase();
-    HTML_OPENERS.iter().any(|opener| {
-        head.strip_prefix(opener)
+    let opens = |opener: &&str| {
+        head.strip_prefix(*opener)
             .and_then(|after| after.chars().next())
             .is_some_and(|c| c == '>' || c.is_ascii_whitespace())
-    })
+    };
+    if DOCUMENT_OPENERS.iter().any(opens) {
+        Some(Opening::Document)
+    } else if HTML_OPENERS.iter().any(opens) {
+        Some(Opening::Fragment)
+    } else {
+        None
+    }
 }
 
 /// Points for Markdown structure; see the module comment.
@@ -192,6 +215,11 @@ mod tests {
         assert_eq!(kind("<p>Hello</p>"), MediaType::Html);
         // `<pre`-like words that merely start with an opener are not HTML.
         assert_eq!(kind("<progress is slow>"), MediaType::Text);
+        // A GitHub README that opens with centred markup is still Markdown.
+        assert_eq!(
+            kind("<p align=\"center\"><img src=\"me.png\"></p>\n\n# Jane Doe\n\n## Skills\n"),
+            MediaType::Markdown
+        );
         // Markdown with inline HTML further down stays Markdown.
         assert_eq!(
             kind("# Title\n\nSome text <b>bold</b>\n\n## More\n"),
