@@ -38,8 +38,18 @@ fn command(db: &TestDb, data: &std::path::Path) -> Command {
 }
 
 fn serve(db: &TestDb, data: &std::path::Path) -> Server {
+    serve_targets(db, data, "all", &[])
+}
+
+fn serve_targets(
+    db: &TestDb,
+    data: &std::path::Path,
+    targets: &str,
+    env: &[(&str, String)],
+) -> Server {
     let mut child = command(db, data)
-        .args(["serve", "--target", "all"])
+        .args(["serve", "--target", targets])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -258,4 +268,174 @@ async fn the_front_door_through_the_binary() {
     })
     .await;
     std::fs::remove_dir_all(&data).ok();
+}
+
+/// The two shapes the session tests run in: one process with the gateway in front of
+/// in-process targets, or a gateway process forwarding over HTTP to a process running auth and
+/// user, and checking tokens against auth's JWKS over HTTP.
+struct Deployment {
+    /// The gateway's listeners.
+    public: String,
+    admin: String,
+    _servers: Vec<Server>,
+}
+
+fn deploy(db: &TestDb, data: &std::path::Path, separate: bool) -> Deployment {
+    if !separate {
+        let s = serve(db, data);
+        return Deployment {
+            public: s.public.clone(),
+            admin: s.admin.clone(),
+            _servers: vec![s],
+        };
+    }
+    let services = serve_targets(db, data, "auth,user", &[]);
+    let gateway = serve_targets(
+        db,
+        data,
+        "gateway",
+        &[
+            (
+                "PROTOSTAR_AUTH__JWKS_URL",
+                format!("{}/.well-known/jwks.json", services.public),
+            ),
+            ("PROTOSTAR_UPSTREAMS__AUTH__PUBLIC", services.public.clone()),
+            ("PROTOSTAR_UPSTREAMS__AUTH__ADMIN", services.admin.clone()),
+            ("PROTOSTAR_UPSTREAMS__USER__PUBLIC", services.public.clone()),
+            ("PROTOSTAR_UPSTREAMS__USER__ADMIN", services.admin.clone()),
+        ],
+    );
+    Deployment {
+        public: gateway.public.clone(),
+        admin: gateway.admin.clone(),
+        _servers: vec![gateway, services],
+    }
+}
+
+/// sign-up → login → refresh → reuse of the old refresh token → the family is revoked →
+/// logout, all through the gateway; and a forged token never gets past it.
+async fn session_lifecycle(separate: bool) {
+    let db = TestDb::new().await;
+    let data = std::env::temp_dir().join(format!(
+        "protostar-sessions-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&data).unwrap();
+    let d = deploy(&db, &data, separate);
+    let client = kernel::http::client(Duration::from_secs(10));
+    until("readiness", || async {
+        client
+            .get(format!("{}/readyz", d.public))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut req = client.post(format!("{}{path}", d.public)).json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let credentials = json!({"email": "vega@example.org", "password": PASSWORD});
+
+    let res = post("/api/auth/signup", None, credentials.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = post("/api/auth/login", None, credentials.clone())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let login: Value = res.json().await.unwrap();
+    let access = login["accessToken"].as_str().unwrap().to_owned();
+    let first = login["refreshToken"].as_str().unwrap().to_owned();
+
+    // The token works through the gateway, on a route of another service.
+    until("the profile", || async {
+        client
+            .get(format!("{}/api/users/me", d.public))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+
+    let res = post("/api/auth/refresh", None, json!({"refreshToken": first}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let second = res.json::<Value>().await.unwrap()["refreshToken"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second);
+
+    // The old token again: a thief or a replay. The whole family dies, the new one too.
+    let res = post("/api/auth/refresh", None, json!({"refreshToken": first}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = post("/api/auth/refresh", None, json!({"refreshToken": second}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401, "the family survived the reuse");
+
+    // A fresh login, then logout ends that family.
+    let res = post("/api/auth/login", None, credentials.clone())
+        .await
+        .unwrap();
+    let login: Value = res.json().await.unwrap();
+    let third = login["refreshToken"].as_str().unwrap().to_owned();
+    let access = login["accessToken"].as_str().unwrap().to_owned();
+    let res = post(
+        "/api/auth/logout",
+        Some(&access),
+        json!({"refreshToken": third}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = post("/api/auth/refresh", None, json!({"refreshToken": third}))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+
+    // Forged: the genuine token with `alg: none` and no signature.
+    let payload = access.split('.').nth(1).unwrap();
+    let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
+    let res = client
+        .get(format!("{}/api/users/me", d.public))
+        .bearer_auth(&none)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        body["type"],
+        "https://protostar.dev/problems/unauthenticated"
+    );
+
+    // The admin listener answers /admin only; the gateway's health page wants an admin.
+    let res = client
+        .get(format!("{}/admin/api/health", d.admin))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    std::fs::remove_dir_all(&data).ok();
+}
+
+#[tokio::test]
+async fn the_session_lifecycle_through_the_gateway_in_one_process() {
+    session_lifecycle(false).await;
+}
+
+#[tokio::test]
+async fn the_session_lifecycle_through_a_gateway_process_of_its_own() {
+    session_lifecycle(true).await;
 }
