@@ -26,14 +26,22 @@ pub struct ChatConfig {
     pub content: content::ContentConfig,
 }
 
+impl ChatConfig {
+    /// The `chat` section with its bounds checked, for start-up and `protostar check-config`.
+    pub fn load(config: &kernel::config::ConfigSource) -> Result<Self, kernel::ConfigError> {
+        let c: Self = config.section("chat")?;
+        c.content.validate()?;
+        Ok(c)
+    }
+}
+
 /// The target's init, for the binary's registry.
 pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
     Box::pin(start(p))
 }
 
 async fn start(p: &Platform) -> Result<Routes, ServiceError> {
-    let config: ChatConfig = p.config.section("chat")?;
-    config.content.validate()?;
+    let config = ChatConfig::load(&p.config)?;
     let db = p.open_database(SCHEMA, Some(&MIGRATOR)).await?;
     let blobs = p.open_blob_store().await?;
     let content = content::Content::new(db.clone(), blobs, p.verifier.clone(), config.content);

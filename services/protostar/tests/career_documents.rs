@@ -326,3 +326,36 @@ async fn an_upload_becomes_ready_through_the_binary() {
         .collect();
     assert_eq!(ids, [&letter["id"]]);
 }
+
+/// `check-config` checks the `chat.content` section too: out-of-range and unknown keys are
+/// named, with their variables.
+#[test]
+fn bad_content_settings_are_named_by_check_config() {
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PROTOSTAR_CHAT__CONTENT__MAX_UPLOAD_BYTES", "0")
+        .env("PROTOSTAR_CHAT__CONTENT__MAX_UPLOADS", "3")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("chat.content") && err.contains("max_uploads"),
+        "{err}"
+    );
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PROTOSTAR_CHAT__CONTENT__MAX_UPLOAD_BYTES", "0")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("chat.content.max_upload_bytes")
+            && err.contains("PROTOSTAR_CHAT__CONTENT__MAX_UPLOAD_BYTES"),
+        "{err}"
+    );
+}
