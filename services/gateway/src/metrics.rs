@@ -27,6 +27,8 @@ pub struct TargetLabel {
 pub struct GatewayMetrics {
     pub rate_limited: Family<ScopeLabel, Counter>,
     pub rate_limit_fallbacks: Counter,
+    /// 1 once the shared Redis limiter is connected.
+    pub redis_connected: Gauge,
     pub upstream: Family<UpstreamLabels, Counter>,
     pub retries: Family<TargetLabel, Counter>,
     /// 0 closed, 1 open, 2 half-open.
@@ -45,6 +47,11 @@ impl GatewayMetrics {
             "gateway_rate_limit_fallbacks",
             "Rate-limit checks decided in process because Redis did not answer",
             m.rate_limit_fallbacks.clone(),
+        );
+        metrics.register(
+            "gateway_rate_limit_redis_connected",
+            "1 when rate limits are counted in the shared Redis, 0 while in process",
+            m.redis_connected.clone(),
         );
         metrics.register(
             "gateway_upstream_requests",

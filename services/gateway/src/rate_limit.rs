@@ -83,7 +83,8 @@ impl RateLimiter {
     ) -> Self {
         Self {
             local: LocalGcra::default(),
-            redis: redis_url.and_then(|u| RedisGcra::start(u, stop)),
+            redis: redis_url
+                .and_then(|u| RedisGcra::start(u, stop, metrics.redis_connected.clone())),
             metrics,
         }
     }
@@ -179,7 +180,11 @@ struct RedisGcra {
 impl RedisGcra {
     /// Connects in the background: a gateway whose Redis is not up yet still starts, and
     /// limits in process until it is.
-    fn start(url: &str, stop: tokio_util::sync::CancellationToken) -> Option<Self> {
+    fn start(
+        url: &str,
+        stop: tokio_util::sync::CancellationToken,
+        connected: prometheus_client::metrics::gauge::Gauge,
+    ) -> Option<Self> {
         let client = redis::Client::open(url).ok()?;
         let conn = Arc::new(RwLock::new(None));
         let slot = conn.clone();
@@ -192,6 +197,7 @@ impl RedisGcra {
                 match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
                     Ok(c) => {
                         *slot.write().unwrap_or_else(|p| p.into_inner()) = Some(c);
+                        connected.set(1);
                         tracing::info!("rate limits shared through Redis");
                         return;
                     }

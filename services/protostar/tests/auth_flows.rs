@@ -439,3 +439,62 @@ async fn the_session_lifecycle_through_the_gateway_in_one_process() {
 async fn the_session_lifecycle_through_a_gateway_process_of_its_own() {
     session_lifecycle(true).await;
 }
+
+/// Two gateway processes (each with auth in process, one database) counting in one Redis:
+/// together they let a client's burst through once, not once each.
+#[tokio::test]
+async fn two_gateway_processes_share_their_rate_limits_through_redis() {
+    let db = TestDb::new().await;
+    let data = std::env::temp_dir().join(format!(
+        "protostar-shared-limits-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&data).unwrap();
+    let env = [
+        (
+            "PROTOSTAR_REDIS__URL",
+            kernel::testing::stack_env("PROTOSTAR_TEST_REDIS_URL"),
+        ),
+        (
+            "PROTOSTAR_GATEWAY__RATE_LIMIT__KEY_PREFIX",
+            format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        ),
+        // A burst of ten, then one every ten seconds: none comes back during the test.
+        ("PROTOSTAR_GATEWAY__RATE_LIMIT__IP__PER_MINUTE", "6".into()),
+        ("PROTOSTAR_GATEWAY__RATE_LIMIT__IP__BURST", "10".into()),
+    ];
+    let a = serve_targets(&db, &data, "gateway,auth", &env);
+    let b = serve_targets(&db, &data, "gateway,auth", &env);
+    let client = kernel::http::client(Duration::from_secs(10));
+    // Both must count in Redis (not in process while connecting) before the burst starts.
+    for s in [&a, &b] {
+        until("the Redis connection", || async {
+            client
+                .get(format!("{}/metrics", s.admin))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .is_ok_and(|m| m.contains("protostar_gateway_rate_limit_redis_connected 1"))
+        })
+        .await;
+    }
+    let mut ok = 0;
+    let mut refused = 0;
+    for i in 0..30 {
+        let s = if i % 2 == 0 { &a } else { &b };
+        let res = client
+            .get(format!("{}/.well-known/jwks.json", s.public))
+            .send()
+            .await
+            .unwrap();
+        match res.status().as_u16() {
+            200 => ok += 1,
+            429 => refused += 1,
+            other => panic!("status {other}"),
+        }
+    }
+    assert_eq!((ok, refused), (10, 20));
+    std::fs::remove_dir_all(&data).ok();
+}
