@@ -210,6 +210,38 @@ mod tests {
         ));
     }
 
+    /// Damaged copies of every fixture (bytes flipped, cut, repeated) are judged, never panic:
+    /// whatever a client sends ends as an outcome. Deterministic, so a failure reproduces.
+    #[test]
+    fn damaged_fixtures_are_judged_without_panic() {
+        let limits = Limits::default();
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for (_, original) in fixtures::all() {
+            for _ in 0..300 {
+                let mut b = original.clone();
+                for _ in 0..(next() % 8 + 1) {
+                    let at = (next() as usize) % b.len();
+                    match next() % 3 {
+                        0 => b[at] ^= 1 << (next() % 8),
+                        1 => b[at] = next() as u8,
+                        _ => {
+                            let end = (at + (next() as usize) % 64).min(b.len());
+                            let copy = b[at..end].to_vec();
+                            b.splice(at..at, copy);
+                        }
+                    }
+                }
+                let _ = sniff(&b, &limits);
+            }
+        }
+    }
+
     #[test]
     fn every_prefix_of_every_fixture_is_judged_without_panic() {
         let limits = Limits::default();
