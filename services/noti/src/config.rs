@@ -40,6 +40,11 @@ pub struct SmtpConfig {
     pub from: String,
     #[serde(default)]
     pub tls: TlsMode,
+    /// An extra root certificate (PEM text) for a relay whose certificate a private CA signed;
+    /// the Mozilla roots are trusted either way. Usually given as a file:
+    /// `PROTOSTAR_NOTI__SMTP__CA_PEM_FILE=/etc/protostar/smtp-ca.pem`.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
     #[serde(default = "default_smtp_timeout")]
     pub timeout_secs: u64,
 }

@@ -72,8 +72,8 @@ fn notifier(p: &Platform, db: Database) -> Result<Notifier, ServiceError> {
         .ok_or_else(|| ConfigError::key("database.url", "is required by noti"))?;
     // A pool of its own for the delivery ledger (see `handler::Notifier`).
     let ledger = Database::connect_lazy(database, SCHEMA)?;
-    Notifier::new(db, ledger, config)
-        .map_err(|e| ServiceError::Config(ConfigError::key("noti.smtp", e.to_string())))
+    // The mailer's errors name their own key.
+    Notifier::new(db, ledger, config).map_err(|e| ServiceError::Other(e.to_string()))
 }
 
 /// The target's init, for the binary's registry.

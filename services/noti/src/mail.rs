@@ -7,7 +7,7 @@ use crate::send::SendError;
 use crate::templates::Rendered;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ pub enum MailerError {
     From(String),
     #[error("config key `noti.smtp.host`: {0}")]
     Tls(String),
+    #[error("config key `noti.smtp.ca_pem`: {0}")]
+    CaPem(String),
 }
 
 impl Mailer {
@@ -32,8 +34,19 @@ impl Mailer {
             .from
             .parse()
             .map_err(|e| MailerError::From(format!("{e}")))?;
+        let extra_root = config
+            .ca_pem
+            .as_deref()
+            .map(|pem| Certificate::from_pem(pem.as_bytes()))
+            .transpose()
+            .map_err(|e| MailerError::CaPem(e.to_string()))?;
         let tls = || {
-            TlsParameters::new_rustls(config.host.clone())
+            let mut builder = TlsParameters::builder(config.host.clone());
+            if let Some(root) = extra_root.clone() {
+                builder = builder.add_root_certificate(root);
+            }
+            builder
+                .build_rustls()
                 .map_err(|e| MailerError::Tls(e.to_string()))
         };
         let (tls, default_port) = match config.tls {

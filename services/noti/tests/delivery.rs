@@ -289,3 +289,56 @@ async fn the_digest_sends_each_owner_their_waiting_questions_once() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["embeds"].as_array().unwrap().len(), 3);
 }
+
+#[tokio::test]
+async fn mail_goes_over_starttls_when_offered_and_required_refuses_plain_servers() {
+    let dir = std::env::temp_dir().join(format!("noti-tls-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+    let (cert, pem_key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, key.cert.pem()).unwrap();
+    std::fs::write(&pem_key, key.signing_key.serialize_pem()).unwrap();
+    let ca = (
+        "PROTOSTAR_NOTI__SMTP__CA_PEM_FILE",
+        cert.display().to_string(),
+    );
+
+    // The server offers STARTTLS: the default (`opportunistic`) takes it.
+    let smtp = Smtp::start_with(0, Some((&cert, &pem_key)));
+    let (_t, db) = noti_db().await;
+    let sub = noti::subscription(notifier(&db, Some(&smtp), std::slice::from_ref(&ca)));
+    let e = event(
+        "user.password_reset_requested",
+        json!({"userId": Uuid::now_v7(), "email": "a@example.org", "token": "t", "expiresAt": "2026-11-25T18:00:00Z"}),
+    );
+    assert_eq!(process(&sub, &e.to_bytes()).await, Disposition::Ack);
+    let mails = smtp.wait_for(1, Duration::from_secs(2)).await;
+    assert_eq!(mails.len(), 1);
+    assert_eq!(
+        mails[0]["tls"], true,
+        "sent in the clear although STARTTLS was offered"
+    );
+
+    // A server without STARTTLS and `tls = "required"`: nothing goes out in the clear.
+    let plain = Smtp::start(0);
+    let (_t2, db2) = noti_db().await;
+    let sub = noti::subscription(notifier(
+        &db2,
+        Some(&plain),
+        &[
+            ca,
+            ("PROTOSTAR_NOTI__SMTP__TLS", "required".into()),
+            ("PROTOSTAR_NOTI__RETRY__MAX_ATTEMPTS", "2".into()),
+        ],
+    ));
+    assert_eq!(process(&sub, &e.to_bytes()).await, Disposition::Ack);
+    assert!(plain.messages().is_empty());
+    let parked = dead_letter::list(&db2, false).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert!(
+        parked[0].reason.contains("STARTTLS is not supported"),
+        "{}",
+        parked[0].reason
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

@@ -35,6 +35,11 @@ pub struct Smtp {
 
 impl Smtp {
     pub fn start(fail_first: u32) -> Self {
+        Self::start_with(fail_first, None)
+    }
+
+    /// With `tls` (certificate and key PEM files) the server offers STARTTLS.
+    pub fn start_with(fail_first: u32, tls: Option<(&std::path::Path, &std::path::Path)>) -> Self {
         let tools =
             std::env::var("PROTOSTAR_TOOLS").unwrap_or_else(|_| "/var/tmp/protostar-tools".into());
         let python = PathBuf::from(tools).join("smtp/bin/python");
@@ -51,6 +56,11 @@ impl Smtp {
             .args([script, "--port", &port.to_string(), "--dir"])
             .arg(&dir)
             .args(["--fail-first", &fail_first.to_string()])
+            .args(
+                tls.map(|(c, k)| vec![c.as_os_str().to_owned(), k.as_os_str().to_owned()])
+                    .map(|v| vec!["--cert".into(), v[0].clone(), "--key".into(), v[1].clone()])
+                    .unwrap_or_default(),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

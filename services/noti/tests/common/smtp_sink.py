@@ -2,13 +2,16 @@
 as one .eml file. The first --fail-first DATA commands are answered 451 (try again later), and
 recipients starting with "bounce" are refused with 550, so both kinds of failure are real SMTP
 replies. Prints "ready" once listening."""
-import argparse, email, email.policy, json, os, time, uuid
+import argparse, email, email.policy, json, os, ssl, time, uuid
 from aiosmtpd.controller import Controller
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
 parser.add_argument("--dir", required=True)
 parser.add_argument("--fail-first", type=int, default=0)
+# With a certificate and key, the server offers STARTTLS.
+parser.add_argument("--cert")
+parser.add_argument("--key")
 args = parser.parse_args()
 
 
@@ -40,6 +43,7 @@ class Sink:
             "to": str(msg["to"]),
             "subject": str(msg["subject"]),
             "content_type": msg.get_content_type(),
+            "tls": session.ssl is not None,
             "parts": parts,
         }
         name = os.path.join(args.dir, "%d-%s" % (time.time_ns(), uuid.uuid4().hex))
@@ -49,7 +53,12 @@ class Sink:
         return "250 OK"
 
 
-controller = Controller(Sink(), hostname="127.0.0.1", port=args.port)
+tls = {}
+if args.cert:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(args.cert, args.key)
+    tls = {"tls_context": context}
+controller = Controller(Sink(), hostname="127.0.0.1", port=args.port, **tls)
 controller.start()
 print("ready", flush=True)
 # The controller serves from its own thread; this one only waits to be killed.
