@@ -435,8 +435,9 @@ async fn uploads_beyond_the_concurrency_limit_wait_their_turn() {
     slow.write_all(head.as_bytes()).await.unwrap();
     slow.write_all(first_half).await.unwrap();
     slow.flush().await.unwrap();
-    // Let the server take the first upload's permit.
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Let the server take the first upload's permit (a few milliseconds; generous for a loaded
+    // machine).
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 
     let second = tokio::spawn({
         let client = app.client.clone();
