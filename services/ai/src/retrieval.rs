@@ -11,7 +11,7 @@ use kernel::db::Database;
 use kernel::http::Json;
 use kernel::tokens::Caller;
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
+use sqlx::{Executor, Row};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -75,6 +75,8 @@ pub struct Retriever {
     embedder: Arc<dyn Embedder>,
     /// Candidates taken from each ranking before fusion.
     pub depth: usize,
+    /// Exact nearest neighbours (no HNSW): the reference the benchmark measures recall against.
+    pub exact: bool,
 }
 
 impl Retriever {
@@ -83,6 +85,7 @@ impl Retriever {
             db,
             embedder,
             depth: 40,
+            exact: false,
         }
     }
 
@@ -145,13 +148,15 @@ impl Retriever {
         let depth = self.depth.max(k) as i64;
         let mut tx = self.db.pool().begin().await?;
         // With an owner filter the HNSW scan keeps going until it has enough matching rows
-        // (pgvector 0.8 iterative scans) instead of returning fewer than asked.
-        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SET LOCAL hnsw.ef_search = 100")
-            .execute(&mut *tx)
-            .await?;
+        // (pgvector 0.8 iterative scans) instead of returning fewer than asked. One round trip.
+        tx.execute(if self.exact {
+            // A sequential scan and sort; the keyword leg keeps its GIN bitmap scan.
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100; \
+             SET LOCAL enable_indexscan = off"
+        } else {
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100"
+        })
+        .await?;
         let rows = sqlx::query(
             "WITH vec AS ( \
                SELECT id, row_number() OVER (ORDER BY d) AS r FROM ( \
