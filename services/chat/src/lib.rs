@@ -44,7 +44,13 @@ async fn start(p: &Platform) -> Result<Routes, ServiceError> {
     let config = ChatConfig::load(&p.config)?;
     let db = p.open_database(SCHEMA, Some(&MIGRATOR)).await?;
     let blobs = p.open_blob_store().await?;
-    let content = content::Content::new(db.clone(), blobs, p.verifier.clone(), config.content);
+    let content = content::Content::new(
+        db.clone(),
+        blobs,
+        p.verifier.clone(),
+        config.content,
+        &p.metrics,
+    );
     p.bus.start_consumer(
         Subscription::new(
             SERVICE,

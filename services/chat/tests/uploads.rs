@@ -323,6 +323,28 @@ async fn bad_files_are_refused_with_a_reason_and_nothing_is_stored() {
     assert_eq!(status, 400);
     assert_eq!(body["errors"][0]["field"], "file");
 
+    // What was refused, and why, shows on /metrics.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (outcome, n) in [
+        ("malformed", 5),
+        ("encrypted", 1),
+        ("no-text", 1),
+        ("too-large", 3),
+        ("unsupported", 4),
+    ] {
+        let line = format!("protostar_document_uploads_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} missing from\n{metrics}");
+    }
+    assert!(!metrics.contains("outcome=\"accepted\""));
+
     assert_eq!(app.rows().await, 0, "a refused upload left a row");
     assert!(
         app.blob_keys().await.is_empty(),

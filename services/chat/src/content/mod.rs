@@ -12,6 +12,7 @@
 //! not its own, so ids reveal nothing; moderation belongs on the admin listener.
 
 mod config;
+mod metrics;
 mod routes;
 pub mod sniff;
 mod store;
@@ -42,6 +43,7 @@ pub struct Content {
     config: ContentConfig,
     /// Permits to hold an upload in memory; see `max_concurrent_uploads`.
     uploads: Arc<tokio::sync::Semaphore>,
+    metrics: metrics::UploadMetrics,
 }
 
 impl FromRef<Content> for Arc<TokenVerifier> {
@@ -56,8 +58,10 @@ impl Content {
         blobs: SharedBlobStore,
         verifier: Arc<TokenVerifier>,
         config: ContentConfig,
+        registry: &kernel::telemetry::Metrics,
     ) -> Self {
         Self {
+            metrics: metrics::UploadMetrics::register(registry),
             uploads: Arc::new(tokio::sync::Semaphore::new(config.max_concurrent_uploads)),
             db,
             blobs,

@@ -160,10 +160,14 @@ pub(super) async fn upload(
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<Response, Problem> {
     let owner = account(&caller, Role::Protostar)?;
-    let form = form.map_err(upload::rejection_problem)?;
+    let form = form
+        .map_err(upload::rejection_problem)
+        .inspect_err(|p| c.metrics.count_problem(p))?;
     // Held until the answer: the body, the checks and the store all count against it.
     let _permit = c.uploads.acquire().await.map_err(Problem::internal)?;
-    let up = upload::read(form, c.config.max_upload_bytes).await?;
+    let up = upload::read(form, c.config.max_upload_bytes)
+        .await
+        .inspect_err(|p| c.metrics.count_problem(p))?;
 
     // Judging a DOCX or PDF inflates up to tens of MiB, and hashing 20 MiB takes a while:
     // off the async workers.
@@ -174,7 +178,10 @@ pub(super) async fn upload(
     })
     .await
     .map_err(Problem::internal)?
-    .map_err(rejection_problem)?;
+    .map_err(|r| {
+        c.metrics.count(r.label());
+        rejection_problem(r)
+    })?;
 
     let filename = up
         .filename
@@ -198,7 +205,9 @@ pub(super) async fn upload(
     // leave the object behind. The task runs to the end either way.
     let doc = tokio::spawn(store_upload(c.clone(), upload, ctx))
         .await
-        .map_err(Problem::internal)??;
+        .map_err(Problem::internal)?
+        .inspect_err(|p| c.metrics.count_problem(p))?;
+    c.metrics.count("accepted");
     Ok(accepted(doc))
 }
 

@@ -97,6 +97,19 @@ pub enum Rejection {
     TooLarge(String),
 }
 
+impl Rejection {
+    /// The reason as a metric label.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unsupported(_) => "unsupported",
+            Self::Malformed(_) => "malformed",
+            Self::Encrypted(_) => "encrypted",
+            Self::NoText(_) => "no-text",
+            Self::TooLarge(_) => "too-large",
+        }
+    }
+}
+
 /// Decides what `bytes` is, or why it cannot be taken.
 pub fn sniff(bytes: &[u8], limits: &Limits) -> Result<MediaType, Rejection> {
     if bytes.is_empty() {
