@@ -8,7 +8,7 @@ use crate::rate_limit::{Decision, Limit, RateLimiter};
 use crate::routes::{self, Listener, Route};
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kernel::client_address::TrustedProxies;
 use kernel::http::RequestContext;
@@ -48,6 +48,12 @@ pub async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
             Ok(claims) => health.answer(claims.as_ref()).await,
             Err(p) => p.into_response(),
         };
+    }
+    if front.listener == Listener::Public
+        && path == routes::OPENAPI
+        && matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        return crate::openapi::answer();
     }
     let Some(route) = routes::find(front.listener, &path) else {
         return Problem::NotFound("There is nothing at this address.".into()).into_response();

@@ -11,6 +11,7 @@ pub mod cors;
 pub mod front;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod proxy;
 pub mod rate_limit;
 pub mod routes;

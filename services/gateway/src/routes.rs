@@ -60,6 +60,9 @@ pub const ADMIN: &[Route] = &[
 /// The gateway's own admin page of every upstream's health.
 pub const ADMIN_HEALTH: &str = "/admin/api/health";
 
+/// The API's description, answered by the gateway on the public listener (see [`crate::openapi`]).
+pub const OPENAPI: &str = "/api/openapi.json";
+
 /// The longest prefix that matches `path` on whole segments (`/api/users` matches
 /// `/api/users/me`, never `/api/usersX`).
 pub fn find(listener: Listener, path: &str) -> Option<&'static Route> {
