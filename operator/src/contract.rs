@@ -114,7 +114,9 @@ pub mod env {
     /// same nesting rule, so only these lines change if the services settle on other names.
     pub const QUOTAS_PREFIX: &str = "PROTOSTAR_QUOTAS__";
     pub const MODELS_PREFIX: &str = "PROTOSTAR_MODELS__";
-    pub const DISCORD_WEBHOOK_URL: &str = "PROTOSTAR_NOTI__DISCORD__WEBHOOK_URL";
+    /// noti reads the instance's Discord webhook as the admins' alert channel
+    /// (`noti.discord.admin_webhook_url`); owners set their own webhooks in the app.
+    pub const DISCORD_WEBHOOK_URL: &str = "PROTOSTAR_NOTI__DISCORD__ADMIN_WEBHOOK_URL";
     pub const SMTP_HOST: &str = "PROTOSTAR_NOTI__SMTP__HOST";
     pub const SMTP_PORT: &str = "PROTOSTAR_NOTI__SMTP__PORT";
     pub const SMTP_FROM: &str = "PROTOSTAR_NOTI__SMTP__FROM";

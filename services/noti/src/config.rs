@@ -317,6 +317,45 @@ mod tests {
         assert_eq!(c.default_locale, Locale::Ko);
     }
 
+    /// The variables the operator renders for noti (operator/src/contract.rs, `env`): each must be
+    /// a key this section accepts, or the pods would refuse to start.
+    #[test]
+    fn what_the_operator_renders_is_accepted() {
+        let dir = std::env::temp_dir().join(format!("noti-op-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = |name: &str, value: &str| {
+            let p = dir.join(name);
+            std::fs::write(&p, format!("{value}\n")).unwrap();
+            p.display().to_string()
+        };
+        let c = load(&[
+            (
+                "PROTOSTAR_NOTI__DISCORD__ADMIN_WEBHOOK_URL_FILE",
+                &file("discord", "https://discord.com/api/webhooks/1/t"),
+            ),
+            ("PROTOSTAR_NOTI__SMTP__HOST", "mail.example.org"),
+            ("PROTOSTAR_NOTI__SMTP__PORT", "587"),
+            ("PROTOSTAR_NOTI__SMTP__FROM", "noreply@example.org"),
+            (
+                "PROTOSTAR_NOTI__SMTP__USERNAME_FILE",
+                &file("user", "mailer"),
+            ),
+            (
+                "PROTOSTAR_NOTI__SMTP__PASSWORD_FILE",
+                &file("password", "pw"),
+            ),
+        ])
+        .unwrap();
+        let smtp = c.config.smtp.unwrap();
+        assert_eq!(smtp.username.as_deref(), Some("mailer"));
+        assert_eq!(smtp.password.unwrap().expose(), "pw");
+        assert_eq!(
+            c.config.discord.admin_webhook_url.unwrap().expose(),
+            "https://discord.com/api/webhooks/1/t"
+        );
+        std::fs::remove_dir_all(dir).ok();
+    }
+
     #[test]
     fn every_bad_key_is_named() {
         let err = load(&[
