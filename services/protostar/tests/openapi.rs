@@ -3,10 +3,11 @@
 //! Each one is called without a token, path parameters filled with a fresh UUID (or each value
 //! of an enum): the answer must not be the "nothing at this address" 404 nor a 405; an
 //! operation that documents a required role must say `401`; and whatever the status, the
-//! document must list it for that operation.
+//! document must list it for that operation. Then a walk through the API with real tokens
+//! checks that the answers carry the fields the document names, and no others.
 
 use kernel::testing::TestDb;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,14 +28,22 @@ impl Drop for Server {
     }
 }
 
-fn serve(db: &TestDb, data: &std::path::Path) -> Server {
-    let mut child = Command::new(BIN)
-        .env_clear()
+fn command(db: &TestDb, data: &std::path::Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PROTOSTAR_PUBLIC_ADDR", "127.0.0.1:0")
         .env("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0")
         .env("PROTOSTAR_DATABASE__URL", &db.url)
         .env("PROTOSTAR_DATA_DIR", data)
+        // The bodies are under test here, not the hashing cost.
+        .env("PROTOSTAR_AUTH__ARGON2_MEMORY_KIB", "1024")
+        .env("PROTOSTAR_AUTH__ARGON2_ITERATIONS", "1");
+    cmd
+}
+
+fn serve(db: &TestDb, data: &std::path::Path) -> Server {
+    let mut child = command(db, data)
         .args(["serve", "--target", "all"])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -67,6 +76,32 @@ fn serve(db: &TestDb, data: &std::path::Path) -> Server {
     }
 }
 
+async fn ready(server: &Server) -> reqwest::Client {
+    let client = kernel::http::client(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = client
+            .get(format!("{}/readyz", server.public))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200);
+        if ready {
+            return client;
+        }
+        assert!(Instant::now() < deadline, "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn temp_dir() -> std::path::PathBuf {
+    let data = std::env::temp_dir().join(format!(
+        "protostar-openapi-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&data).unwrap();
+    data
+}
+
 /// The documented path with its parameters filled in: every value of an enum, a UUID otherwise.
 fn concrete_paths(template: &str, op: &Value) -> Vec<String> {
     let mut out = vec![template.to_owned()];
@@ -93,26 +128,9 @@ fn concrete_paths(template: &str, op: &Value) -> Vec<String> {
 #[tokio::test]
 async fn every_documented_route_exists_in_the_binary() {
     let db = TestDb::new().await;
-    let data = std::env::temp_dir().join(format!(
-        "protostar-openapi-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&data).unwrap();
+    let data = temp_dir();
     let server = serve(&db, &data);
-    let client = kernel::http::client(Duration::from_secs(10));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = client
-            .get(format!("{}/readyz", server.public))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200);
-        if ready {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let client = ready(&server).await;
 
     let res = client
         .get(format!("{}/api/openapi.json", server.public))
@@ -158,7 +176,7 @@ async fn every_documented_route_exists_in_the_binary() {
                     format!("{base}{path}"),
                 );
                 if json_body {
-                    req = req.json(&serde_json::json!({}));
+                    req = req.json(&json!({}));
                 }
                 let res = req.send().await.unwrap();
                 let status = res.status().as_u16();
@@ -182,5 +200,323 @@ async fn every_documented_route_exists_in_the_binary() {
         }
     }
     assert!(calls > 30, "{calls}");
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// Whether `value` has the shape `schema` describes, as far as field names and types go: the
+/// required properties are there, no property is undocumented, arrays and `$ref`s followed.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let target = doc.pointer(&r[1..]).ok_or(format!("{at}: {r}"))?;
+        return conforms(doc, target, value, at);
+    }
+    if let Some(all) = schema["allOf"].as_array()
+        && !all
+            .iter()
+            .any(|p| p["$ref"] == "#/components/schemas/Problem")
+    {
+        return all
+            .iter()
+            .try_for_each(|part| conforms(doc, part, value, at));
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        // The parts together: properties documented in any part are documented.
+        let mut merged = serde_json::Map::new();
+        let mut required = Vec::new();
+        for part in all {
+            let part = match part["$ref"].as_str() {
+                Some(r) => doc.pointer(&r[1..]).unwrap(),
+                None => part,
+            };
+            if let Some(p) = part["properties"].as_object() {
+                merged.extend(p.clone());
+            }
+            required.extend(part["required"].as_array().cloned().unwrap_or_default());
+        }
+        let flat = json!({"type": "object", "properties": merged, "required": required});
+        return conforms(doc, &flat, value, at);
+    }
+    if let Some(c) = schema.get("const") {
+        return (c == value)
+            .then_some(())
+            .ok_or(format!("{at}: {value} is not {c}"));
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => vec![],
+    };
+    let actual = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let fits = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
+    if !types.is_empty() && !fits {
+        return Err(format!("{at}: a {actual}, documented as {types:?}"));
+    }
+    if let Some(e) = schema["enum"].as_array()
+        && !e.contains(value)
+    {
+        return Err(format!("{at}: {value} is not one of {e:?}"));
+    }
+    match value {
+        Value::Object(fields) if schema["properties"].is_object() => {
+            let props = schema["properties"].as_object().unwrap();
+            for r in schema["required"].as_array().into_iter().flatten() {
+                let r = r.as_str().unwrap();
+                if !fields.contains_key(r) {
+                    return Err(format!("{at}: `{r}` is required but absent"));
+                }
+            }
+            for (k, v) in fields {
+                let s = props
+                    .get(k)
+                    .ok_or(format!("{at}: `{k}` is not documented"))?;
+                conforms(doc, s, v, &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        Value::Object(fields) if schema["additionalProperties"].is_object() => {
+            fields.iter().try_for_each(|(k, v)| {
+                conforms(
+                    doc,
+                    &schema["additionalProperties"],
+                    v,
+                    &format!("{at}.{k}"),
+                )
+            })
+        }
+        Value::Array(items) if schema["items"].is_object() => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, v)| conforms(doc, &schema["items"], v, &format!("{at}[{i}]"))),
+        _ => Ok(()),
+    }
+}
+
+/// What a checked call sends.
+enum Body {
+    None,
+    Json(Value),
+    /// A content type and the bytes.
+    Raw(String, String),
+}
+
+/// Calls on the running binary, each checked against the document.
+struct Api<'a> {
+    doc: Value,
+    client: reqwest::Client,
+    server: &'a Server,
+}
+
+impl Api<'_> {
+    /// `op` is `METHOD /template`; `params` fill the template's parameters in order. The answer
+    /// must have status `expect`, be documented for that status, and have the documented fields.
+    async fn check(
+        &self,
+        op: &str,
+        params: &[&str],
+        token: Option<&str>,
+        body: Body,
+        expect: u16,
+    ) -> Value {
+        let (method, template) = op.split_once(' ').unwrap();
+        let mut path = template.to_owned();
+        for (name, value) in template_params(template).iter().zip(params) {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        let item = &self.doc["paths"][template];
+        let base = match item["x-listener"].as_str() {
+            Some("admin") => &self.server.admin,
+            _ => &self.server.public,
+        };
+        let mut req = self
+            .client
+            .request(method.parse().unwrap(), format!("{base}{path}"));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(&v),
+            Body::Raw(ct, bytes) => req.header("content-type", ct).body(bytes),
+        };
+        let res = req.send().await.unwrap();
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = res.text().await.unwrap();
+        assert_eq!(status, expect, "{op}: {text}");
+        let mut documented = &item[method.to_lowercase()]["responses"][status.to_string()];
+        if let Some(r) = documented["$ref"].as_str() {
+            documented = self.doc.pointer(&r[1..]).unwrap();
+        }
+        assert!(documented.is_object(), "{op}: {status} is not documented");
+        if text.is_empty() {
+            assert!(
+                documented.get("content").is_none(),
+                "{op}: documented with a body, answered without"
+            );
+            return Value::Null;
+        }
+        let media = content_type.split(';').next().unwrap_or_default().trim();
+        let schema = &documented["content"][media]["schema"];
+        assert!(
+            schema.is_object(),
+            "{op}: {status} answered as {media}, which is not documented"
+        );
+        let body: Value = serde_json::from_str(&text).unwrap();
+        if let Err(e) = conforms(&self.doc, schema, &body, "body") {
+            panic!("{op} {status}: {e}\n{body:#}");
+        }
+        body
+    }
+}
+
+fn template_params(template: &str) -> Vec<&str> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .collect()
+}
+
+fn token(pair: &Value) -> String {
+    pair["accessToken"].as_str().unwrap().to_owned()
+}
+
+/// Signs up, becomes a protostar through an invite, uploads a document, and has an admin look
+/// around: every answer on the way must carry the fields the document names, no others.
+#[tokio::test]
+async fn answers_have_the_documented_fields() {
+    use Body::{Json, None as Nothing};
+    const PASSWORD: &str = "a long enough passphrase";
+    let db = TestDb::new().await;
+    let data = temp_dir();
+    let password_file = data.join("admin-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let out = command(&db, &data)
+        .args(["admin", "create-admin", "--email", "root@example.org"])
+        .arg("--password-file")
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let server = serve(&db, &data);
+    let api = Api {
+        client: ready(&server).await,
+        doc: serde_json::from_str(gateway::openapi::DOCUMENT).unwrap(),
+        server: &server,
+    };
+
+    api.check("GET /.well-known/jwks.json", &[], None, Nothing, 200)
+        .await;
+    api.check("GET /readyz", &[], None, Nothing, 200).await;
+    api.check("POST /api/auth/guest", &[], None, Nothing, 201)
+        .await;
+    let weak = json!({"email": "nope", "password": "short"});
+    let bad = api
+        .check("POST /api/auth/signup", &[], None, Json(weak), 400)
+        .await;
+    assert_eq!(bad["errors"][0]["field"], "email");
+    let signup = json!({"email": "nova@example.org", "password": PASSWORD, "displayName": "Nova"});
+    let mut pair = api
+        .check("POST /api/auth/signup", &[], None, Json(signup), 201)
+        .await;
+    let user = token(&pair);
+    let reset = json!({"email": "nova@example.org"});
+    api.check("POST /api/auth/password-reset", &[], None, Json(reset), 202)
+        .await;
+    let login = json!({"email": "root@example.org", "password": PASSWORD});
+    let root = token(
+        &api.check("POST /api/auth/login", &[], None, Json(login), 200)
+            .await,
+    );
+
+    let me = Some(user.as_str());
+    api.check("GET /api/users/me", &[], me, Nothing, 200).await;
+    let change = json!({"displayName": "Nova S."});
+    api.check("PATCH /api/users/me", &[], me, Json(change), 200)
+        .await;
+    api.check("GET /api/users/me/export", &[], me, Nothing, 200)
+        .await;
+    api.check("GET /api/documents", &[], me, Nothing, 200).await;
+    api.check("GET /api/notifications/settings", &[], me, Nothing, 403)
+        .await;
+
+    let admin = Some(root.as_str());
+    api.check("GET /admin/api/users", &[], admin, Nothing, 200)
+        .await;
+    let one = json!({"count": 1});
+    let invites = api
+        .check("POST /admin/api/invites", &[], admin, Json(one), 201)
+        .await;
+    api.check("GET /admin/api/invites", &[], admin, Nothing, 200)
+        .await;
+    let dead = "GET /admin/api/dead-letters/{schema}";
+    api.check(dead, &["chat"], admin, Nothing, 200).await;
+    api.check("GET /admin/api/health", &[], admin, Nothing, 200)
+        .await;
+
+    let code = json!({"code": invites["invites"][0]["code"]});
+    api.check("POST /api/invites/redeem", &[], me, Json(code), 200)
+        .await;
+    // The new role reaches auth as an event: refresh until a token carries it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pair["role"] != "protostar" {
+        assert!(Instant::now() < deadline, "the role never changed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let refresh = json!({"refreshToken": pair["refreshToken"]});
+        pair = api
+            .check("POST /api/auth/refresh", &[], None, Json(refresh), 200)
+            .await;
+    }
+    let owner = token(&pair);
+    let owner = Some(owner.as_str());
+    let settings = "/api/notifications/settings";
+    api.check(&format!("GET {settings}"), &[], owner, Nothing, 200)
+        .await;
+    let digest = json!({"mode": "digest", "locale": "en"});
+    api.check(&format!("PUT {settings}"), &[], owner, Json(digest), 200)
+        .await;
+    let hourly = json!({"mode": "hourly"});
+    api.check(&format!("PUT {settings}"), &[], owner, Json(hourly), 400)
+        .await;
+
+    // The form written out by hand: reqwest is built without its multipart feature.
+    let boundary = format!("openapi-{}", uuid::Uuid::new_v4().simple());
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nCV\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"cv.md\"\r\n\
+         Content-Type: text/markdown\r\n\r\n# Nova\n\nTen years of embedded Rust.\n\r\n--{boundary}--\r\n"
+    );
+    let multipart = Body::Raw(format!("multipart/form-data; boundary={boundary}"), form);
+    let document = api
+        .check("POST /api/documents", &[], owner, multipart, 202)
+        .await;
+    let id = [document["id"].as_str().unwrap()];
+    api.check("GET /api/documents/{id}", &id, owner, Nothing, 200)
+        .await;
+    api.check("POST /api/documents/{id}/reindex", &id, owner, Nothing, 202)
+        .await;
+    api.check("DELETE /api/documents/{id}", &id, owner, Nothing, 202)
+        .await;
+    api.check("GET /api/documents/{id}", &id, owner, Nothing, 404)
+        .await;
+
+    let out = json!({"refreshToken": pair["refreshToken"]});
+    api.check("POST /api/auth/logout", &[], None, Json(out), 204)
+        .await;
+    api.check("DELETE /api/users/me", &[], owner, Nothing, 202)
+        .await;
     let _ = std::fs::remove_dir_all(&data);
 }
