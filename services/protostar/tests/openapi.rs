@@ -4,9 +4,13 @@
 //! of an enum): the answer must not be the "nothing at this address" 404 nor a 405; an
 //! operation that documents a required role must say `401`; and whatever the status, the
 //! document must list it for that operation. Then a walk through the API with real tokens
-//! checks that the answers carry the fields the document names, and no others.
+//! checks that the answers carry the fields the document names, and no others, and that each
+//! documented role is the least one that works (a token of the role below it is `403`).
+
+mod openapi_schema;
 
 use kernel::testing::TestDb;
+use openapi_schema::{concrete_paths, conforms, sample, template_params};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -102,29 +106,6 @@ fn temp_dir() -> std::path::PathBuf {
     data
 }
 
-/// The documented path with its parameters filled in: every value of an enum, a UUID otherwise.
-fn concrete_paths(template: &str, op: &Value) -> Vec<String> {
-    let mut out = vec![template.to_owned()];
-    for p in op["parameters"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["in"] == "path")
-    {
-        let placeholder = format!("{{{}}}", p["name"].as_str().unwrap());
-        let values: Vec<String> = match p["schema"]["enum"].as_array() {
-            Some(e) => e.iter().map(|v| v.as_str().unwrap().to_owned()).collect(),
-            None => vec![uuid::Uuid::new_v4().to_string()],
-        };
-        out = out
-            .iter()
-            .flat_map(|path| values.iter().map(|v| path.replace(&placeholder, v)))
-            .collect();
-    }
-    assert!(!out.iter().any(|p| p.contains('{')), "{template}");
-    out
-}
-
 #[tokio::test]
 async fn every_documented_route_exists_in_the_binary() {
     let db = TestDb::new().await;
@@ -201,102 +182,6 @@ async fn every_documented_route_exists_in_the_binary() {
     }
     assert!(calls > 30, "{calls}");
     let _ = std::fs::remove_dir_all(&data);
-}
-
-/// Whether `value` has the shape `schema` describes, as far as field names and types go: the
-/// required properties are there, no property is undocumented, arrays and `$ref`s followed.
-fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
-    if let Some(r) = schema["$ref"].as_str() {
-        let target = doc.pointer(&r[1..]).ok_or(format!("{at}: {r}"))?;
-        return conforms(doc, target, value, at);
-    }
-    if let Some(all) = schema["allOf"].as_array()
-        && !all
-            .iter()
-            .any(|p| p["$ref"] == "#/components/schemas/Problem")
-    {
-        return all
-            .iter()
-            .try_for_each(|part| conforms(doc, part, value, at));
-    }
-    if let Some(all) = schema["allOf"].as_array() {
-        // The parts together: properties documented in any part are documented.
-        let mut merged = serde_json::Map::new();
-        let mut required = Vec::new();
-        for part in all {
-            let part = match part["$ref"].as_str() {
-                Some(r) => doc.pointer(&r[1..]).unwrap(),
-                None => part,
-            };
-            if let Some(p) = part["properties"].as_object() {
-                merged.extend(p.clone());
-            }
-            required.extend(part["required"].as_array().cloned().unwrap_or_default());
-        }
-        let flat = json!({"type": "object", "properties": merged, "required": required});
-        return conforms(doc, &flat, value, at);
-    }
-    if let Some(c) = schema.get("const") {
-        return (c == value)
-            .then_some(())
-            .ok_or(format!("{at}: {value} is not {c}"));
-    }
-    let types: Vec<&str> = match &schema["type"] {
-        Value::String(t) => vec![t.as_str()],
-        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-        _ => vec![],
-    };
-    let actual = match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    };
-    let fits = types.contains(&actual) || (actual == "integer" && types.contains(&"number"));
-    if !types.is_empty() && !fits {
-        return Err(format!("{at}: a {actual}, documented as {types:?}"));
-    }
-    if let Some(e) = schema["enum"].as_array()
-        && !e.contains(value)
-    {
-        return Err(format!("{at}: {value} is not one of {e:?}"));
-    }
-    match value {
-        Value::Object(fields) if schema["properties"].is_object() => {
-            let props = schema["properties"].as_object().unwrap();
-            for r in schema["required"].as_array().into_iter().flatten() {
-                let r = r.as_str().unwrap();
-                if !fields.contains_key(r) {
-                    return Err(format!("{at}: `{r}` is required but absent"));
-                }
-            }
-            for (k, v) in fields {
-                let s = props
-                    .get(k)
-                    .ok_or(format!("{at}: `{k}` is not documented"))?;
-                conforms(doc, s, v, &format!("{at}.{k}"))?;
-            }
-            Ok(())
-        }
-        Value::Object(fields) if schema["additionalProperties"].is_object() => {
-            fields.iter().try_for_each(|(k, v)| {
-                conforms(
-                    doc,
-                    &schema["additionalProperties"],
-                    v,
-                    &format!("{at}.{k}"),
-                )
-            })
-        }
-        Value::Array(items) if schema["items"].is_object() => items
-            .iter()
-            .enumerate()
-            .try_for_each(|(i, v)| conforms(doc, &schema["items"], v, &format!("{at}[{i}]"))),
-        _ => Ok(()),
-    }
 }
 
 /// What a checked call sends.
@@ -382,11 +267,43 @@ impl Api<'_> {
     }
 }
 
-fn template_params(template: &str) -> Vec<&str> {
-    template
-        .split('/')
-        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-        .collect()
+impl Api<'_> {
+    /// Each documented role is the least that works: a token of the role below it is `403`.
+    async fn the_role_below_is_refused(&self, below: &[(&str, &str)]) {
+        let mut checked = 0;
+        for (template, item) in self.doc["paths"].as_object().unwrap() {
+            let base = match item["x-listener"].as_str() {
+                Some("admin") => &self.server.admin,
+                _ => &self.server.public,
+            };
+            for method in METHODS {
+                let op = &item[*method];
+                let Some(role) = op["x-required-role"].as_str() else {
+                    continue;
+                };
+                let (_, token) = below.iter().find(|(r, _)| *r == role).unwrap();
+                for path in concrete_paths(template, op) {
+                    checked += 1;
+                    let url = format!("{base}{path}");
+                    let mut req = self
+                        .client
+                        .request(method.to_uppercase().parse().unwrap(), url);
+                    // A body of the documented shape: the role is the handler's first check,
+                    // but an unreadable body is refused before any handler runs.
+                    let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+                    if schema.is_object() {
+                        req = req.json(&sample(&self.doc, schema));
+                    }
+                    let res = req.bearer_auth(token).send().await.unwrap();
+                    let status = res.status();
+                    let body = res.text().await.unwrap_or_default();
+                    let what = format!("{} {path}", method.to_uppercase());
+                    assert_eq!(status, 403, "{what} with a token below {role}: {body}");
+                }
+            }
+        }
+        assert!(checked > 20, "{checked}");
+    }
 }
 
 fn token(pair: &Value) -> String {
@@ -421,8 +338,10 @@ async fn answers_have_the_documented_fields() {
     api.check("GET /.well-known/jwks.json", &[], None, Nothing, 200)
         .await;
     api.check("GET /readyz", &[], None, Nothing, 200).await;
-    api.check("POST /api/auth/guest", &[], None, Nothing, 201)
-        .await;
+    let guest = token(
+        &api.check("POST /api/auth/guest", &[], None, Nothing, 201)
+            .await,
+    );
     let weak = json!({"email": "nope", "password": "short"});
     let bad = api
         .check("POST /api/auth/signup", &[], None, Json(weak), 400)
@@ -480,8 +399,14 @@ async fn answers_have_the_documented_fields() {
             .check("POST /api/auth/refresh", &[], None, Json(refresh), 200)
             .await;
     }
-    let owner = token(&pair);
-    let owner = Some(owner.as_str());
+    let protostar = token(&pair);
+    api.the_role_below_is_refused(&[
+        ("stargazer", &guest),
+        ("protostar", &user),
+        ("admin", &protostar),
+    ])
+    .await;
+    let owner = Some(protostar.as_str());
     let settings = "/api/notifications/settings";
     api.check(&format!("GET {settings}"), &[], owner, Nothing, 200)
         .await;
@@ -511,6 +436,20 @@ async fn answers_have_the_documented_fields() {
     api.check("DELETE /api/documents/{id}", &id, owner, Nothing, 202)
         .await;
     api.check("GET /api/documents/{id}", &id, owner, Nothing, 404)
+        .await;
+
+    let nova = [pair["subject"].as_str().unwrap()];
+    let role = json!({"role": "protostar"});
+    let change = "PATCH /admin/api/users/{id}";
+    api.check(change, &nova, admin, Json(role), 200).await;
+    let retry = "POST /admin/api/dead-letters/{schema}/{id}/retry";
+    let nothing = uuid::Uuid::new_v4().to_string();
+    api.check(retry, &["users", &nothing], admin, Nothing, 404)
+        .await;
+    let confirm = json!({"token": "made-up", "password": PASSWORD});
+    let bad = "POST /api/auth/password-reset/confirm";
+    api.check(bad, &[], None, Json(confirm), 400).await;
+    api.check("POST /admin/api/auth/keys/rotate", &[], admin, Nothing, 201)
         .await;
 
     let out = json!({"refreshToken": pair["refreshToken"]});
