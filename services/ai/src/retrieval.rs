@@ -18,6 +18,11 @@ use uuid::Uuid;
 /// RRF's constant: ranks deeper than this contribute little.
 const RRF_K: f64 = 60.0;
 pub const MAX_K: usize = 50;
+/// Keyword matches ranked at most. A query word that matches tens of thousands of chunks says
+/// little about any of them, and ranking them all would cost more than the vector search; past
+/// this many matches the keyword leg ranks an arbitrary subset and the vector leg carries the
+/// result.
+const KEYWORD_CANDIDATES: i64 = 1000;
 pub const MAX_OWNERS: usize = 1000;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -164,8 +169,9 @@ impl Retriever {
                  WHERE owner_id = ANY($2) ORDER BY embedding <=> $1::vector LIMIT $3) v), \
              kw AS ( \
                SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM ( \
-                 SELECT id, ts_rank(keywords, $4::tsquery) AS rank FROM chunks \
-                 WHERE owner_id = ANY($2) AND keywords @@ $4::tsquery \
+                 SELECT id, ts_rank(keywords, $4::tsquery) AS rank FROM ( \
+                   SELECT id, keywords FROM chunks \
+                   WHERE owner_id = ANY($2) AND keywords @@ $4::tsquery LIMIT $7) m \
                  ORDER BY rank DESC, id LIMIT $3) k), \
              fused AS ( \
                SELECT coalesce(vec.id, kw.id) AS id, \
@@ -182,6 +188,7 @@ impl Retriever {
         .bind(tsquery)
         .bind(RRF_K)
         .bind(k as i64)
+        .bind(KEYWORD_CANDIDATES)
         .fetch_all(&mut *tx)
         .await?;
         tx.commit().await?;
