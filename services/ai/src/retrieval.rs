@@ -22,7 +22,7 @@ pub const MAX_K: usize = 50;
 /// little about any of them, and ranking them all would cost more than the vector search; past
 /// this many matches the keyword leg ranks an arbitrary subset and the vector leg carries the
 /// result.
-const KEYWORD_CANDIDATES: i64 = 1000;
+const KEYWORD_CANDIDATES: i64 = 300;
 pub const MAX_OWNERS: usize = 1000;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -156,10 +156,10 @@ impl Retriever {
         // (pgvector 0.8 iterative scans) instead of returning fewer than asked. One round trip.
         tx.execute(if self.exact {
             // A sequential scan and sort; the keyword leg keeps its GIN bitmap scan.
-            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100; \
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200; \
              SET LOCAL enable_indexscan = off"
         } else {
-            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100"
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200"
         })
         .await?;
         let rows = sqlx::query(

@@ -307,7 +307,7 @@ fn c_engine(passages: &[String]) {
 
 async fn raw(db: &Database, v: &str, owners: &[Uuid], exact: bool) -> anyhow::Result<Vec<Uuid>> {
     let mut tx = db.pool().begin().await?;
-    tx.execute("SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 100")
+    tx.execute("SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200")
         .await?;
     if exact {
         tx.execute("SET LOCAL enable_indexscan = off").await?;
