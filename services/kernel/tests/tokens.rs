@@ -221,3 +221,36 @@ async fn keys_handed_over_in_process_are_seen_as_soon_as_published() {
     keys.write().await.keys.push(key.jwk());
     verifier.verify(&key.sign(&claims(600))).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_remembered_token_still_expires_and_a_retired_key_takes_its_tokens_along() {
+    let keys = Arc::new(tokio::sync::RwLock::new(JwkSet { keys: vec![] }));
+    let config = AuthConfig {
+        leeway_secs: 0,
+        ..AuthConfig::default()
+    };
+    let verifier = TokenVerifier::new(kernel::tokens::StaticKeySource(keys.clone()), &config);
+    let old = Key::new("old");
+    keys.write().await.keys.push(old.jwk());
+
+    let short = old.sign(&claims(1));
+    verifier.verify(&short).await.unwrap();
+    verifier.verify(&short).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(
+        verifier.verify(&short).await.unwrap_err(),
+        TokenError::Expired
+    );
+
+    // Verified (and remembered) under the old key; then the key set moves on without it.
+    let long = old.sign(&claims(600));
+    verifier.verify(&long).await.unwrap();
+    let new = Key::new("new");
+    keys.write().await.keys = vec![new.jwk()];
+    // A token of the new key makes the verifier read the set again.
+    verifier.verify(&new.sign(&claims(600))).await.unwrap();
+    assert_eq!(
+        verifier.verify(&long).await.unwrap_err(),
+        TokenError::UnknownKid
+    );
+}

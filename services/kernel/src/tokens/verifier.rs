@@ -202,8 +202,54 @@ struct Cache {
     fetched: Option<Instant>,
 }
 
+/// Tokens already verified, by their full text, so that the many requests one widget makes
+/// with one token cost a map lookup instead of an Ed25519 verification each. A hit is the same
+/// string, signature included, so it proves nothing new is being trusted; expiry is checked on
+/// every hit, and the map is emptied whenever the key set changes (a retired key's tokens stop
+/// verifying as they would uncached).
+struct Verified {
+    tokens: std::sync::Mutex<HashMap<Box<str>, Claims>>,
+}
+
+/// Past this many tokens the map starts over; an unbounded map would let a client that mints
+/// guest tokens in a loop grow our memory.
+const VERIFIED_CAP: usize = 20_000;
+
+impl Verified {
+    fn get(&self, token: &str) -> Option<Claims> {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(token)
+            .cloned()
+    }
+
+    fn put(&self, token: &str, claims: &Claims) {
+        let mut map = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= VERIFIED_CAP {
+            map.clear();
+        }
+        map.insert(token.into(), claims.clone());
+    }
+
+    fn forget(&self, token: &str) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(token);
+    }
+
+    fn clear(&self) {
+        self.tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+}
+
 pub struct TokenVerifier {
     source: Box<dyn KeySource>,
+    verified: Verified,
     cache: RwLock<HashMap<String, DecodingKey>>,
     refresh: Mutex<Cache>,
     validation: Validation,
@@ -221,6 +267,9 @@ impl TokenVerifier {
         validation.validate_nbf = true;
         Self {
             source: Box::new(source),
+            verified: Verified {
+                tokens: std::sync::Mutex::new(HashMap::new()),
+            },
             cache: RwLock::new(HashMap::new()),
             refresh: Mutex::new(Cache {
                 keys: HashMap::new(),
@@ -239,6 +288,24 @@ impl TokenVerifier {
     }
 
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.verified.get(token) {
+            let now = chrono::Utc::now().timestamp();
+            if claims
+                .exp
+                .saturating_add(i64::try_from(self.validation.leeway).unwrap_or(0))
+                >= now
+            {
+                return Ok(claims);
+            }
+            self.verified.forget(token);
+            return Err(TokenError::Expired);
+        }
+        let claims = self.verify_signed(token).await?;
+        self.verified.put(token, &claims);
+        Ok(claims)
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
         let header = decode_header(token).map_err(|_| TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::WrongAlgorithm);
@@ -262,6 +329,17 @@ impl TokenVerifier {
             })
     }
 
+    /// A key gone from the set takes its tokens' cached verdicts with it.
+    fn forget_if_retired(
+        &self,
+        old: &HashMap<String, DecodingKey>,
+        new: &HashMap<String, DecodingKey>,
+    ) {
+        if old.keys().any(|kid| !new.contains_key(kid)) {
+            self.verified.clear();
+        }
+    }
+
     async fn key(&self, kid: &str) -> Result<DecodingKey, TokenError> {
         if let Some(k) = self.cache.read().await.get(kid) {
             return Ok(k.clone());
@@ -279,7 +357,9 @@ impl TokenVerifier {
             let set = self.source.fetch().await?;
             state.keys = decoding_keys(&set);
             state.fetched = Some(Instant::now());
-            *self.cache.write().await = state.keys.clone();
+            let mut cache = self.cache.write().await;
+            self.forget_if_retired(&cache, &state.keys);
+            *cache = state.keys.clone();
         }
         state.keys.get(kid).cloned().ok_or(TokenError::UnknownKid)
     }
@@ -295,7 +375,9 @@ impl TokenVerifier {
                 let mut state = self.refresh.lock().await;
                 state.keys = keys.clone();
                 state.fetched = Some(Instant::now());
-                *self.cache.write().await = keys;
+                let mut cache = self.cache.write().await;
+                self.forget_if_retired(&cache, &keys);
+                *cache = keys;
             }
         }
     }
