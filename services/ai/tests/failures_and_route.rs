@@ -146,7 +146,8 @@ async fn the_internal_route_needs_a_token_and_valid_input() {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let url = format!("http://{addr}/internal/ai/retrieve");
-    let http = reqwest::Client::new();
+    // The kernel's client: it installs the TLS crypto provider reqwest needs here.
+    let http = kernel::http::client(std::time::Duration::from_secs(20));
     let body = serde_json::json!({"query": "Which database did she migrate to?", "ownerIds": [me], "k": 3});
 
     let r = http.post(&url).json(&body).send().await.unwrap();
