@@ -1,97 +1,20 @@
 //! The front door through the real binary: `admin create-admin`, then `serve --target all` with
 //! sign-up, login, an invite redeemed into the protostar role, the JWKS and account deletion.
 
+mod common;
+
+use common::{PASSWORD, Server, command, serve, serve_targets};
 use kernel::testing::TestDb;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_protostar");
-const PASSWORD: &str = "a long enough passphrase";
-
-struct Server {
-    child: Child,
-    public: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(db: &TestDb, data: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PROTOSTAR_PUBLIC_ADDR", "127.0.0.1:0")
-        .env("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0")
-        .env("PROTOSTAR_DATABASE__URL", &db.url)
-        .env("PROTOSTAR_DATA_DIR", data)
-        // The policy is under test here, not the hashing cost.
-        .env("PROTOSTAR_AUTH__ARGON2_MEMORY_KIB", "1024")
-        .env("PROTOSTAR_AUTH__ARGON2_ITERATIONS", "1");
-    cmd
-}
-
-fn serve(db: &TestDb, data: &std::path::Path) -> Server {
-    serve_targets(db, data, "all", &[])
-}
-
-fn serve_targets(
-    db: &TestDb,
-    data: &std::path::Path,
-    targets: &str,
-    env: &[(&str, String)],
-) -> Server {
-    let mut child = command(db, data)
-        .args(["serve", "--target", targets])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start protostar");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // The server's warnings belong in the test's output when it fails.
-            if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
-                eprintln!("protostar: {line}");
-            }
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "listening"
-            {
-                let _ = tx.send((
-                    v["public"].as_str().unwrap_or_default().to_owned(),
-                    v["admin"].as_str().unwrap_or_default().to_owned(),
-                ));
-            }
-        }
-    });
-    let (public, admin) = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("protostar never said it was listening");
-    Server {
-        child,
-        public: format!("http://{public}"),
-        admin: format!("http://{admin}"),
-    }
-}
-
-async fn until<F, Fut>(what: &str, mut check: F)
+/// The tests here give the server 30 s for what they wait on.
+async fn until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::until(what, Duration::from_secs(30), check).await
 }
 
 #[tokio::test]

@@ -4,14 +4,13 @@
 //! English cover letter, and both reach `ready` with their chunks counted by the ai service.
 //! Deleting one takes it off the list; another account never sees either.
 
+mod common;
+
+use common::{BIN, PASSWORD, command, serve, until};
 use kernel::testing::TestDb;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-const BIN: &str = env!("CARGO_BIN_EXE_protostar");
-const PASSWORD: &str = "a long enough passphrase";
 
 const RESUME_KO: &str = "# 김민준 — 백엔드 개발자\n\n\
 Rust와 PostgreSQL로 결제 시스템을 만들어 온 6년 차 백엔드 개발자입니다.\n\n\
@@ -27,81 +26,6 @@ PostgreSQL. At Toss Payments I rewrote the settlement pipeline that approves thr
 payments per second, halving its latency, and I ran the on-call rotation.\n\n\
 I would like to bring the same care for reliability to your platform team.\n\n\
 Kind regards,\nMinjun Kim\n";
-
-struct Server {
-    child: Child,
-    public: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(db: &TestDb, data: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PROTOSTAR_PUBLIC_ADDR", "127.0.0.1:0")
-        .env("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0")
-        .env("PROTOSTAR_DATABASE__URL", &db.url)
-        .env("PROTOSTAR_DATA_DIR", data)
-        .env("PROTOSTAR_AUTH__ARGON2_MEMORY_KIB", "1024")
-        .env("PROTOSTAR_AUTH__ARGON2_ITERATIONS", "1");
-    if let Some(models) = std::env::var_os("PROTOSTAR_MODELS_DIR") {
-        cmd.env("PROTOSTAR_MODELS_DIR", models);
-    }
-    cmd
-}
-
-fn serve(db: &TestDb, data: &std::path::Path) -> Server {
-    let mut child = command(db, data)
-        .args(["serve", "--target", "all"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start protostar");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
-                eprintln!("protostar: {line}");
-            }
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "listening"
-            {
-                let _ = tx.send((
-                    v["public"].as_str().unwrap_or_default().to_owned(),
-                    v["admin"].as_str().unwrap_or_default().to_owned(),
-                ));
-            }
-        }
-    });
-    let (public, admin) = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("protostar never said it was listening");
-    Server {
-        child,
-        public: format!("http://{public}"),
-        admin: format!("http://{admin}"),
-    }
-}
-
-async fn until<F, Fut>(what: &str, limit: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// A `multipart/form-data` body with one file part, written out by hand.
 fn multipart(filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {

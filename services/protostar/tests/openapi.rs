@@ -9,76 +9,15 @@
 
 mod openapi_schema;
 
+mod common;
+
+use common::{Server, command, serve};
 use kernel::testing::TestDb;
 use openapi_schema::{concrete_paths, conforms, sample, template_params};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_protostar");
 const METHODS: &[&str] = &["get", "put", "post", "delete", "patch"];
-
-struct Server {
-    child: Child,
-    public: String,
-    admin: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(db: &TestDb, data: &std::path::Path) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PROTOSTAR_PUBLIC_ADDR", "127.0.0.1:0")
-        .env("PROTOSTAR_ADMIN_ADDR", "127.0.0.1:0")
-        .env("PROTOSTAR_DATABASE__URL", &db.url)
-        .env("PROTOSTAR_DATA_DIR", data)
-        // The bodies are under test here, not the hashing cost.
-        .env("PROTOSTAR_AUTH__ARGON2_MEMORY_KIB", "1024")
-        .env("PROTOSTAR_AUTH__ARGON2_ITERATIONS", "1");
-    cmd
-}
-
-fn serve(db: &TestDb, data: &std::path::Path) -> Server {
-    let mut child = command(db, data)
-        .args(["serve", "--target", "all"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start protostar");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("\"WARN\"") || line.contains("\"ERROR\"") {
-                eprintln!("protostar: {line}");
-            }
-            if let Ok(v) = serde_json::from_str::<Value>(&line)
-                && v["message"] == "listening"
-            {
-                let _ = tx.send((
-                    v["public"].as_str().unwrap_or_default().to_owned(),
-                    v["admin"].as_str().unwrap_or_default().to_owned(),
-                ));
-            }
-        }
-    });
-    let (public, admin) = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("protostar never said it was listening");
-    Server {
-        child,
-        public: format!("http://{public}"),
-        admin: format!("http://{admin}"),
-    }
-}
 
 async fn ready(server: &Server) -> reqwest::Client {
     let client = kernel::http::client(Duration::from_secs(10));
