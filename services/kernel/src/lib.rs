@@ -6,6 +6,7 @@ pub mod config;
 pub mod http;
 pub mod problem;
 pub mod secret;
+pub mod sse;
 pub mod telemetry;
 pub mod trace_context;
 
