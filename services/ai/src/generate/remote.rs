@@ -51,7 +51,7 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response,
         .map_err(|e| GenerateError::Unavailable(describe(&e)))?;
     let status = response.status();
     if !status.is_success() {
-        let body = response.text().await.unwrap_or_default();
+        let body = read_start(response).await;
         let detail = format!("{status}: {}", excerpt(&body));
         return Err(
             if status.as_u16() == 408 || status.as_u16() == 429 || status.is_server_error() {
@@ -72,6 +72,22 @@ pub async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response,
         }
     }
     Ok(response)
+}
+
+/// The first few kilobytes of an error body: enough for the provider's explanation, and a
+/// peer cannot make us read (or hold) a huge one.
+async fn read_start(mut response: reqwest::Response) -> String {
+    const LIMIT: usize = 4096;
+    let mut bytes = Vec::new();
+    while bytes.len() < LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                bytes.extend_from_slice(&chunk[..chunk.len().min(LIMIT - bytes.len())])
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// Whether the provider ends its stream with an explicit marker (OpenAI's `[DONE]`,
