@@ -8,13 +8,17 @@
 //! `content.status_changed` from its outbox. [`retrieval`] answers hybrid queries scoped to
 //! owners on the admin listener.
 
+pub mod answer;
 pub mod chunk;
+pub mod corrections;
 pub mod embed;
 pub mod extract;
+pub mod generate;
 pub mod ingest;
 pub mod keywords;
 pub mod retrieval;
 pub mod store;
+pub mod support;
 
 use futures::future::BoxFuture;
 use kernel::events::Subscription;
@@ -46,6 +50,12 @@ pub struct AiConfig {
     /// Texts per embedding call.
     #[serde(default = "default_embed_batch")]
     pub embed_batch: usize,
+    /// When retrieved passages support an answer, and how many a model gets.
+    #[serde(default)]
+    pub answer: answer::AnswerConfig,
+    /// Which models answer, in fallback order, and how they are called.
+    #[serde(default)]
+    pub generation: generate::GenerationConfig,
 }
 
 fn default_attempts() -> u32 {
@@ -67,6 +77,8 @@ fn default_embed_batch() -> usize {
 pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
     Box::pin(async move {
         let config: AiConfig = p.config.section("ai")?;
+        config.answer.validate()?;
+        config.generation.validate()?;
         let embedder = embed::from_config(&config.embedding)
             .await
             .map_err(|e| kernel::ConfigError::key("ai.embedding", e.to_string()))?;
@@ -108,11 +120,37 @@ pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
             ingestor,
         );
         p.bus.start_consumer(sub, p.stop.clone());
-        let retriever = retrieval::Retriever::new(db.clone(), embedder);
+        p.bus.start_consumer(
+            Subscription::new(
+                "ai-corrections",
+                corrections::PATTERNS,
+                db.clone(),
+                corrections::Corrections {
+                    embedder: embedder.clone(),
+                },
+            ),
+            p.stop.clone(),
+        );
+        let retriever = retrieval::Retriever::new(db.clone(), embedder.clone());
+        let model = generate::build(
+            &config.generation,
+            std::sync::Arc::new(generate::extractive::Extractive),
+        )
+        .map_err(|e| kernel::ConfigError::key("ai.generation", e))?;
+        tracing::info!(model = model.name(), "answering model ready");
         let admin = retrieval::router(retrieval::RouteState {
-            retriever,
+            retriever: retriever.clone(),
             verifier: p.verifier.clone(),
         })
+        .merge(answer::router(answer::AnswerState {
+            answerer: answer::Answerer {
+                retriever,
+                embedder,
+                model,
+                config: config.answer.clone(),
+            },
+            verifier: p.verifier.clone(),
+        }))
         .merge(kernel::service::dead_letter_routes(p, &db));
         Ok(Routes {
             public: Default::default(),

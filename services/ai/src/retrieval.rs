@@ -47,6 +47,13 @@ pub struct RetrievedChunk {
     pub text: String,
     /// Reciprocal rank fusion score: higher is better; only the order means anything.
     pub score: f64,
+    /// Cosine similarity of the chunk to the question, when the vector leg found it: the
+    /// evidence that a passage supports an answer at all.
+    #[serde(default)]
+    pub similarity: Option<f64>,
+    /// A correction the owner wrote (see `corrections`).
+    #[serde(default)]
+    pub pinned: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -164,7 +171,7 @@ impl Retriever {
         .await?;
         let rows = sqlx::query(
             "WITH vec AS ( \
-               SELECT id, row_number() OVER (ORDER BY d) AS r FROM ( \
+               SELECT id, d, row_number() OVER (ORDER BY d) AS r FROM ( \
                  SELECT id, embedding <=> $1::vector AS d FROM chunks \
                  WHERE owner_id = ANY($2) ORDER BY embedding <=> $1::vector LIMIT $3) v), \
              kw AS ( \
@@ -174,11 +181,11 @@ impl Retriever {
                    WHERE owner_id = ANY($2) AND keywords @@ $4::tsquery LIMIT $7) m \
                  ORDER BY rank DESC, id LIMIT $3) k), \
              fused AS ( \
-               SELECT coalesce(vec.id, kw.id) AS id, \
+               SELECT coalesce(vec.id, kw.id) AS id, vec.d, \
                       coalesce(1.0 / ($5 + vec.r), 0) + coalesce(1.0 / ($5 + kw.r), 0) AS score \
                FROM vec FULL OUTER JOIN kw ON vec.id = kw.id) \
              SELECT c.id, c.document_id, c.owner_id, d.title, c.location, c.text, \
-                    f.score::float8 AS score \
+                    f.score::float8 AS score, (1 - f.d)::float8 AS similarity, c.pinned \
              FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d USING (document_id) \
              ORDER BY f.score DESC, c.id LIMIT $6",
         )
@@ -202,6 +209,8 @@ impl Retriever {
                     location: r.try_get(4)?,
                     text: r.try_get(5)?,
                     score: r.try_get(6)?,
+                    similarity: r.try_get(7)?,
+                    pinned: r.try_get(8)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

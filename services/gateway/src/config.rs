@@ -201,26 +201,7 @@ fn default_origins_ttl() -> u64 {
     30
 }
 
-/// Where a target's listeners are, when it does not run in this process.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamUrls {
-    pub public: Option<http::Uri>,
-    pub admin: Option<http::Uri>,
-}
-
-/// `upstreams.chat = "http://chat:8080"` (public listener only) or
-/// `upstreams.chat = { public = "http://chat:8080", admin = "http://chat:8081" }`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum UpstreamSetting {
-    Public(String),
-    Both {
-        #[serde(default)]
-        public: Option<String>,
-        #[serde(default)]
-        admin: Option<String>,
-    },
-}
+pub use kernel::upstreams::UpstreamUrls;
 
 #[derive(Debug, Clone, Deserialize)]
 struct RedisSection {
@@ -271,22 +252,10 @@ impl Settings {
                 ));
             }
         }
-        let mut upstreams = BTreeMap::new();
-        if config.contains("upstreams") {
-            match config.section::<BTreeMap<String, UpstreamSetting>>("upstreams") {
-                Ok(map) => {
-                    for (target, setting) in map {
-                        match parse_upstream(&target, setting) {
-                            Ok(urls) => {
-                                upstreams.insert(target, urls);
-                            }
-                            Err(e) => errors.push(e),
-                        }
-                    }
-                }
-                Err(e) => errors.push(e),
-            }
-        }
+        let upstreams = kernel::upstreams::read(config).unwrap_or_else(|e| {
+            errors.extend(e);
+            BTreeMap::new()
+        });
         let redis_url = if config.contains("redis") {
             match config.section::<RedisSection>("redis") {
                 Ok(r) => r.url.filter(|u| !u.trim().is_empty()),
@@ -342,35 +311,6 @@ fn check_rate(key: &str, rate: Rate, errors: &mut Vec<ConfigError>) {
             "must be at least 1",
         ));
     }
-}
-
-fn parse_upstream(target: &str, setting: UpstreamSetting) -> Result<UpstreamUrls, ConfigError> {
-    let (public, admin) = match setting {
-        UpstreamSetting::Public(p) => (Some(p), None),
-        UpstreamSetting::Both { public, admin } => (public, admin),
-    };
-    let parse = |which: &str, url: Option<String>| -> Result<Option<http::Uri>, ConfigError> {
-        let Some(url) = url else { return Ok(None) };
-        let key = if which.is_empty() {
-            format!("upstreams.{target}")
-        } else {
-            format!("upstreams.{target}.{which}")
-        };
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| ConfigError::key(&key, format!("`{url}` is not a URL")))?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(ConfigError::key(
-                &key,
-                format!("`{url}` must be an http:// URL with a host (TLS ends at the edge)"),
-            ));
-        }
-        Ok(Some(uri))
-    };
-    Ok(UpstreamUrls {
-        public: parse(if admin.is_none() { "" } else { "public" }, public)?,
-        admin: parse("admin", admin)?,
-    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! CORS for the widget: a chatbot's API answers cross-origin requests only from the origins
-//! its owner configured (the blog it is embedded on), and the few auth endpoints the widget
-//! needs (a guest token, login, refresh) answer any chatbot's origin. Everything else is
+//! its owner configured (the blog it is embedded on), and the few other endpoints the widget
+//! needs (a guest token, login, refresh, feedback on an answer) answer any chatbot's origin. Everything else is
 //! same-origin only, plus the operator's `gateway.cors.allowed_origins`.
 //!
 //! The chatbots' origins belong to the chat service; the gateway reads them from its internal
@@ -51,28 +51,7 @@ pub struct Cors {
     chatbots: RwLock<Snapshot>,
 }
 
-/// `https://Blog.Example.com:443/` → `https://blog.example.com`; anything that is not a bare
-/// http(s) origin is `None`.
-pub fn normalise_origin(origin: &str) -> Option<String> {
-    let uri: http::Uri = origin.trim().parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let authority = uri.authority()?;
-    if authority.as_str().contains('@') {
-        return None;
-    }
-    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-        return None;
-    }
-    let host = authority.host().to_ascii_lowercase();
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    Some(match authority.port_u16() {
-        Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
-        _ => format!("{scheme}://{host}"),
-    })
-}
+pub use kernel::domain::normalise_origin;
 
 impl Cors {
     pub fn new(configured: &[String]) -> Self {
@@ -114,7 +93,8 @@ impl Cors {
                 .get(slug)
                 .is_some_and(|set| set.contains(&origin));
         }
-        WIDGET_AUTH_PATHS.contains(&path) && snapshot.any.contains(&origin)
+        (WIDGET_AUTH_PATHS.contains(&path) || is_answer_feedback(path))
+            && snapshot.any.contains(&origin)
     }
 
     /// Headers for an allowed preflight.
@@ -154,6 +134,15 @@ pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
     method == Method::OPTIONS
         && headers.contains_key(header::ORIGIN)
         && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+/// `/api/answers/{id}/feedback`: the widget's thumbs under an answer. The answer names no
+/// chatbot in its path, so any chatbot's origin may send it; the chat service accepts it from
+/// the asker only.
+fn is_answer_feedback(path: &str) -> bool {
+    path.strip_prefix("/api/answers/")
+        .and_then(|rest| rest.strip_suffix("/feedback"))
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 fn chatbot_slug(path: &str) -> Option<&str> {
@@ -208,6 +197,11 @@ mod tests {
         // The widget's auth calls: any chatbot's origin.
         assert!(cors.allows("/api/auth/guest", "https://bob.blog"));
         assert!(!cors.allows("/api/auth/guest", "https://evil.example"));
+        // The widget's feedback on an answer: any chatbot's origin, nothing else under answers.
+        assert!(cors.allows("/api/answers/42/feedback", "https://bob.blog"));
+        assert!(!cors.allows("/api/answers/42/feedback", "https://evil.example"));
+        assert!(!cors.allows("/api/answers/42/correction", "https://bob.blog"));
+        assert!(!cors.allows("/api/answers/4/2/feedback", "https://bob.blog"));
         // Account pages: never from a blog.
         assert!(!cors.allows("/api/users/me", "https://ada.dev"));
         assert!(!cors.allows("/api/chatbots/mine", "https://ada.dev"));

@@ -94,6 +94,22 @@ impl TrustedProxies {
     }
 }
 
+/// The client of a request: its socket peer (as the listener recorded it in the request's
+/// context), or who that peer forwarded for when it is a trusted proxy.
+pub fn of_request(parts: &http::request::Parts, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let forwarded: Vec<&str> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    parts
+        .extensions
+        .get::<crate::http::RequestContext>()
+        .and_then(|r| r.client)
+        .map(|peer| trusted.client(peer.ip(), &forwarded))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

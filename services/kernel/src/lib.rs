@@ -4,6 +4,7 @@
 pub mod client_address;
 pub mod config;
 pub mod http;
+pub mod internal;
 pub mod problem;
 pub mod secret;
 pub mod sse;
@@ -21,3 +22,4 @@ pub mod service;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tokens;
+pub mod upstreams;

@@ -10,6 +10,7 @@ use crate::config::{ConfigError, ConfigSource};
 use crate::db::{Database, DatabaseConfig, DbError};
 use crate::events::{BrokerConfig, Bus, dead_letter, relay};
 use crate::http::Json;
+use crate::internal::{InternalClient, LocalRoutes};
 use crate::problem::Problem;
 use crate::telemetry::{Metrics, Readiness};
 use crate::tokens::{AuthConfig, Caller, HttpKeySource, Role, StaticKeySource, TokenVerifier};
@@ -49,6 +50,11 @@ pub struct Platform {
     /// Where single-machine state lives (the local blob store's default folder).
     pub data_dir: PathBuf,
     pub stop: CancellationToken,
+    /// The targets this process runs (set by the binary before any starts), so that a call to
+    /// another target's internal API stays in process when it can (see [`crate::internal`]).
+    pub local_targets: Vec<String>,
+    /// Their admin routers, set once every target has started.
+    pub local_admin: LocalRoutes,
 }
 
 impl Platform {
@@ -100,7 +106,25 @@ impl Platform {
             blob,
             data_dir,
             stop,
+            local_targets: Vec::new(),
+            local_admin: LocalRoutes::default(),
         })
+    }
+
+    /// A client for `target`'s internal API: in process when it runs here, otherwise at
+    /// `upstreams.<target>.admin`.
+    pub fn internal_client(
+        &self,
+        target: &'static str,
+        timeout: std::time::Duration,
+    ) -> Result<InternalClient, ConfigError> {
+        InternalClient::new(
+            target,
+            &self.local_targets,
+            &self.local_admin,
+            &self.config,
+            timeout,
+        )
     }
 
     /// The service's schema: migrated now when `database.migrate_on_start`, otherwise checked

@@ -95,7 +95,8 @@ pub fn check_known_keys(config: &ConfigSource, extra: &[&str]) -> Result<(), Con
 pub async fn run(config: ConfigSource, targets: Vec<&Target>) -> anyhow::Result<()> {
     let listen: ListenConfig = config.section("")?;
     let stop = CancellationToken::new();
-    let platform = Platform::from_config(config, stop.clone())?;
+    let mut platform = Platform::from_config(config, stop.clone())?;
+    platform.local_targets = targets.iter().map(|t| t.name.to_owned()).collect();
     // Ports first: a busy port is a configuration error to report before any target starts.
     let public_listener = bind(&listen.public_addr, "public_addr").await?;
     let admin_listener = bind(&listen.admin_addr, "admin_addr").await?;
@@ -111,6 +112,8 @@ pub async fn run(config: ConfigSource, targets: Vec<&Target>) -> anyhow::Result<
         admin = admin.merge(routes.admin);
         tracing::info!(target = target.name, "target started");
     }
+    // Calls between targets of this process (chat → ai) go straight to these routers.
+    let _ = platform.local_admin.set(admin.clone());
     // With the gateway here, every request goes through it; the targets of this process are
     // its in-process upstreams. Without it, the targets answer their listeners directly, and
     // a gateway elsewhere forwards to them.

@@ -63,16 +63,7 @@ impl FromRequestParts<AppState> for Context {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let request = parts.extensions.get::<RequestContext>().cloned();
-        let forwarded: Vec<&str> = parts
-            .headers
-            .get_all("x-forwarded-for")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect();
-        let client = request
-            .as_ref()
-            .and_then(|r| r.client)
-            .map(|peer| state.trusted_proxies.client(peer.ip(), &forwarded));
+        let client = kernel::client_address::of_request(parts, &state.trusted_proxies);
         Ok(Self { request, client })
     }
 }

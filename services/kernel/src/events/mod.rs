@@ -4,6 +4,7 @@
 //! at-least-once semantics.
 
 pub mod audit;
+pub mod chat;
 pub mod consumer;
 pub mod content;
 pub mod dead_letter;

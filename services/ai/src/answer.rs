@@ -1,0 +1,470 @@
+//! `POST /internal/ai/answer` on the admin listener: one question about one owner's documents,
+//! answered from retrieval through the configured [`ChatModel`], streamed back as Server-Sent
+//! Events for chat to relay:
+//!
+//! - `token` `{"text"}`: the next piece of the answer;
+//! - `citation` `{n, documentId, documentTitle, location, quote, pinned}`: each passage the
+//!   answer cites with `[n]`, after the text;
+//! - `done` `{supported, model, support, questionEmbedding}`;
+//! - `error`: a problem object; nothing more follows.
+//!
+//! Whether anything supports an answer is decided here, before any model runs (see
+//! [`crate::support`]). With nothing, the answer says so in the question's language and cites
+//! nothing, whatever the model.
+
+use crate::embed::{Embedder, Purpose};
+use crate::generate::{AnswerRequest, ChatModel, Language, Passage, Voice};
+use crate::retrieval::{RetrievedChunk, Retriever};
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use kernel::Problem;
+use kernel::http::Json;
+use kernel::tokens::Caller;
+use serde::{Deserialize, Serialize};
+use std::convert::Infallible;
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub const PATH: &str = "/internal/ai/answer";
+pub const MAX_QUESTION_CHARS: usize = 2000;
+
+/// Config key `ai.answer`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerConfig {
+    /// How close a passage that shares the question's words must be (see `support`).
+    /// Calibrated for multilingual-e5-small; another embedder needs its own values.
+    #[serde(default = "default_lexical_similarity")]
+    pub lexical_similarity: f64,
+    /// How far the best passage must stand out from the other candidates to support by
+    /// itself, in the question's language and across languages.
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+    #[serde(default = "default_cross_language_margin")]
+    pub cross_language_margin: f64,
+    /// No passage below this supports anything.
+    #[serde(default = "default_floor")]
+    pub floor: f64,
+    /// Similarity at which an owner's correction counts as answering this question.
+    #[serde(default = "default_pinned_similarity")]
+    pub pinned_similarity: f64,
+    /// Passages handed to the model at most.
+    #[serde(default = "default_passages")]
+    pub passages: usize,
+}
+
+fn default_lexical_similarity() -> f64 {
+    0.78
+}
+fn default_margin() -> f64 {
+    0.03
+}
+fn default_cross_language_margin() -> f64 {
+    0.02
+}
+fn default_floor() -> f64 {
+    0.75
+}
+fn default_pinned_similarity() -> f64 {
+    0.88
+}
+fn default_passages() -> usize {
+    4
+}
+
+impl Default for AnswerConfig {
+    fn default() -> Self {
+        Self {
+            lexical_similarity: default_lexical_similarity(),
+            margin: default_margin(),
+            cross_language_margin: default_cross_language_margin(),
+            floor: default_floor(),
+            pinned_similarity: default_pinned_similarity(),
+            passages: default_passages(),
+        }
+    }
+}
+
+impl AnswerConfig {
+    pub fn thresholds(&self) -> crate::support::Thresholds {
+        crate::support::Thresholds {
+            lexical_similarity: self.lexical_similarity,
+            margin: self.margin,
+            cross_language_margin: self.cross_language_margin,
+            floor: self.floor,
+            pinned_similarity: self.pinned_similarity,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), kernel::ConfigError> {
+        let mut errors = Vec::new();
+        for (key, v) in [
+            ("ai.answer.lexical_similarity", self.lexical_similarity),
+            ("ai.answer.margin", self.margin),
+            (
+                "ai.answer.cross_language_margin",
+                self.cross_language_margin,
+            ),
+            ("ai.answer.floor", self.floor),
+            ("ai.answer.pinned_similarity", self.pinned_similarity),
+        ] {
+            if !(-1.0..=1.0).contains(&v) {
+                errors.push(kernel::ConfigError::key(key, "must be between -1 and 1"));
+            }
+        }
+        if self.passages == 0 || self.passages > 12 {
+            errors.push(kernel::ConfigError::key(
+                "ai.answer.passages",
+                "must be between 1 and 12",
+            ));
+        }
+        kernel::ConfigError::collect(errors)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AskBody {
+    pub question: String,
+    /// The chatbot's owner: only their documents and corrections are searched.
+    pub owner_id: Uuid,
+    /// How the chatbot names its owner.
+    pub candidate: String,
+    #[serde(default)]
+    pub persona: Option<String>,
+    #[serde(default)]
+    pub voice: Voice,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Citation {
+    pub n: usize,
+    pub document_id: Uuid,
+    pub document_title: String,
+    pub location: String,
+    pub quote: String,
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    pub supported: bool,
+    pub model: String,
+    /// The best passage's similarity to the question (0 when nothing was found).
+    pub support: f64,
+    pub question_embedding: Vec<f32>,
+}
+
+/// One step of an answer, in the order they stream.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Token(String),
+    Citation(Citation),
+    Done(Done),
+    /// Nothing follows: no model could answer, or the stream broke.
+    Failed(String),
+}
+
+impl Step {
+    /// As the route sends it.
+    pub fn event(&self) -> SseEvent {
+        match self {
+            Step::Token(t) => sse("token", &serde_json::json!({ "text": t })),
+            Step::Citation(c) => sse("citation", c),
+            Step::Done(d) => sse("done", d),
+            Step::Failed(detail) => error_event(&Problem::UpstreamUnavailable(detail.clone())),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Answerer {
+    pub retriever: Retriever,
+    pub embedder: Arc<dyn Embedder>,
+    pub model: Arc<dyn ChatModel>,
+    pub config: AnswerConfig,
+}
+
+/// The quoted passage of a citation: the chunk, cut at a sentence near 600 characters.
+fn quote(text: &str) -> String {
+    let mut out = String::new();
+    for s in crate::chunk::sentences(text) {
+        if !out.is_empty() && out.chars().count() + s.chars().count() > 600 {
+            out.push_str(" …");
+            break;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(s);
+    }
+    out
+}
+
+/// The `[n]` markers in an answer, in order of first use, that name a passage it was given.
+pub fn cited(text: &str, passages: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'['
+            && let Some(len) = bytes[i + 1..].iter().position(|b| *b == b']')
+        {
+            // `[1]`, and `[1, 2]` or `[1][2]` as some models write them.
+            for part in text[i + 1..i + 1 + len].split(',') {
+                if let Ok(n) = part.trim().parse::<usize>()
+                    && (1..=passages).contains(&n)
+                    && !out.contains(&n)
+                {
+                    out.push(n);
+                }
+            }
+            i += len + 1;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+fn no_support(language: Language, voice: Voice, candidate: &str) -> String {
+    match (language, voice) {
+        (Language::Ko, Voice::FirstPerson) => {
+            "제 문서에는 이 질문에 답할 내용이 없습니다. 추측으로 답하지 않겠습니다.".into()
+        }
+        (Language::Ko, Voice::ThirdPerson) => format!(
+            "{candidate}님의 문서에는 이 질문에 답할 내용이 없습니다. 추측으로 답하지 않겠습니다."
+        ),
+        (Language::En, Voice::FirstPerson) => {
+            "My documents don't cover that, so I won't guess.".into()
+        }
+        (Language::En, Voice::ThirdPerson) => {
+            format!("{candidate}'s documents don't cover that, so I won't guess.")
+        }
+    }
+}
+
+fn sse(name: &str, data: &impl Serialize) -> SseEvent {
+    SseEvent::default()
+        .event(name)
+        .json_data(data)
+        .unwrap_or_else(|_| SseEvent::default().event(name).data("{}"))
+}
+
+fn error_event(p: &Problem) -> SseEvent {
+    sse(
+        "error",
+        &serde_json::json!({
+            "type": format!("https://protostar.dev/problems/{}", p.name()),
+            "title": "The answer failed",
+            "status": p.status().as_u16(),
+            "detail": p.to_string(),
+        }),
+    )
+}
+
+impl Answerer {
+    pub fn validate(body: &AskBody) -> Result<(), Problem> {
+        let q = body.question.trim();
+        if q.is_empty() {
+            return Err(Problem::invalid_fields(vec![kernel::FieldError::new(
+                "question",
+                "Ask something.",
+            )]));
+        }
+        if q.chars().count() > MAX_QUESTION_CHARS {
+            return Err(Problem::invalid_fields(vec![kernel::FieldError::new(
+                "question",
+                format!("At most {MAX_QUESTION_CHARS} characters."),
+            )]));
+        }
+        Ok(())
+    }
+
+    /// Retrieval happens before the stream starts, so a failure there is a plain problem
+    /// answer; what follows is the stream.
+    pub async fn answer(
+        &self,
+        body: AskBody,
+    ) -> Result<impl Stream<Item = Step> + Send + use<>, Problem> {
+        Self::validate(&body)?;
+        let question = body.question.trim().to_owned();
+        let vector = self
+            .embedder
+            .embed(std::slice::from_ref(&question), Purpose::Query)
+            .await
+            .map_err(|e| Problem::UpstreamUnavailable(e.to_string()))?
+            .pop()
+            .unwrap_or_default();
+        let depth = (self.config.passages * 2).max(8);
+        let found = self
+            .retriever
+            .hybrid(&question, &vector, &[body.owner_id], depth)
+            .await?;
+        let best = found
+            .iter()
+            .filter_map(|c| c.similarity)
+            .fold(0.0f64, f64::max);
+        let kept = crate::support::supporting(
+            &question,
+            found,
+            self.config.thresholds(),
+            self.config.passages,
+        );
+        let language = Language::of(&question);
+        let passages: Vec<Passage> = kept
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Passage {
+                n: i + 1,
+                document_title: c.document_title.clone(),
+                location: c.location.clone(),
+                text: c.text.clone(),
+                pinned: c.pinned,
+            })
+            .collect();
+        let model = self.model.clone();
+        let request = AnswerRequest {
+            question,
+            passages,
+            candidate: body.candidate.clone(),
+            persona: body.persona.clone().filter(|p| !p.trim().is_empty()),
+            voice: body.voice,
+            language,
+        };
+        Ok(async_stream(model, request, kept, best, vector, body))
+    }
+}
+
+/// The stream of one answer: tokens as the model makes them, then citations and `done`.
+fn async_stream(
+    model: Arc<dyn ChatModel>,
+    request: AnswerRequest,
+    kept: Vec<RetrievedChunk>,
+    best: f64,
+    vector: Vec<f32>,
+    body: AskBody,
+) -> impl Stream<Item = Step> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Step>(32);
+    tokio::spawn(async move {
+        let done = |supported: bool, model: String| Done {
+            supported,
+            model,
+            support: best,
+            question_embedding: vector.clone(),
+        };
+        if request.passages.is_empty() {
+            let text = no_support(request.language, request.voice, &body.candidate);
+            for piece in crate::generate::extractive::stream_words(text)
+                .collect::<Vec<_>>()
+                .await
+                .into_iter()
+                .flatten()
+            {
+                if tx.send(Step::Token(piece)).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(Step::Done(done(false, "none".into()))).await;
+            return;
+        }
+        let (name, mut tokens) = match model.answer_named(request.clone()).await {
+            Ok(a) => (a.model, a.tokens),
+            Err(e) => {
+                tracing::warn!(error = %e, "no model could answer");
+                let _ = tx.send(Step::Failed(e.to_string())).await;
+                return;
+            }
+        };
+        let mut text = String::new();
+        while let Some(piece) = tokens.next().await {
+            match piece {
+                Ok(piece) => {
+                    text.push_str(&piece);
+                    if tx.send(Step::Token(piece)).await.is_err() {
+                        // Chat went away (its client did); stop the model too.
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the answer stream broke");
+                    let _ = tx.send(Step::Failed(e.to_string())).await;
+                    return;
+                }
+            }
+        }
+        let numbers = cited(&text, kept.len());
+        for n in &numbers {
+            let c = &kept[n - 1];
+            let citation = Citation {
+                n: *n,
+                document_id: c.document_id,
+                document_title: c.document_title.clone(),
+                location: c.location.clone(),
+                quote: quote(&c.text),
+                pinned: c.pinned,
+            };
+            if tx.send(Step::Citation(citation)).await.is_err() {
+                return;
+            }
+        }
+        let _ = tx.send(Step::Done(done(!numbers.is_empty(), name))).await;
+    });
+    receiver_stream(rx)
+}
+
+fn receiver_stream(
+    mut rx: tokio::sync::mpsc::Receiver<Step>,
+) -> impl Stream<Item = Step> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+pub async fn route(
+    State(a): State<AnswerState>,
+    _caller: Caller,
+    Json(body): Json<AskBody>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
+    let steps = a.answerer.answer(body).await?;
+    Ok(Sse::new(steps.map(|s| Ok(s.event()))).keep_alive(KeepAlive::default()))
+}
+
+#[derive(Clone)]
+pub struct AnswerState {
+    pub answerer: Answerer,
+    pub verifier: Arc<kernel::tokens::TokenVerifier>,
+}
+
+impl axum::extract::FromRef<AnswerState> for Arc<kernel::tokens::TokenVerifier> {
+    fn from_ref(s: &AnswerState) -> Self {
+        s.verifier.clone()
+    }
+}
+
+pub fn router(state: AnswerState) -> axum::Router {
+    axum::Router::new()
+        .route(PATH, axum::routing::post(route))
+        .with_state(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markers_name_given_passages_once_in_order() {
+        assert_eq!(cited("A [2]. B [1][2]. C [1, 3] [9] [x]", 3), [2, 1, 3]);
+        assert!(cited("nothing cited", 3).is_empty());
+        assert!(cited("[", 3).is_empty());
+        assert!(cited("[1", 3).is_empty());
+    }
+
+    #[test]
+    fn quotes_stop_at_a_sentence() {
+        let long = "A sentence that is long enough to count. ".repeat(40);
+        let q = quote(&long);
+        assert!(q.chars().count() < 700 && q.ends_with('…'), "{q}");
+    }
+}
