@@ -12,7 +12,7 @@
 //! not its own, so ids reveal nothing; moderation belongs on the admin listener.
 
 mod config;
-mod metrics;
+pub(crate) mod metrics;
 mod routes;
 pub mod sniff;
 mod store;

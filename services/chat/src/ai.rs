@@ -1,0 +1,206 @@
+//! What chat asks of the ai service, over its internal API: an answer, streamed
+//! (`POST /internal/ai/answer`), and passages for talent search (`POST /internal/ai/retrieve`).
+//! The asker's own access token goes along; ai verifies it like any other request.
+
+use axum::body::Body;
+use futures::{Stream, StreamExt};
+use kernel::Problem;
+use kernel::internal::InternalClient;
+use kernel::sse::{DEFAULT_MAX_EVENT_BYTES, events};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// One citation, as ai sends it and as chat stores and shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Citation {
+    pub n: usize,
+    pub document_id: Uuid,
+    pub document_title: String,
+    pub location: String,
+    pub quote: String,
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Done {
+    pub supported: bool,
+    pub model: String,
+    pub support: f64,
+    #[serde(default)]
+    pub question_embedding: Vec<f32>,
+}
+
+/// One step of an answer as it streams from ai.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Token(String),
+    Citation(Citation),
+    Done(Done),
+    /// The answer failed after it started; `detail` says why.
+    Failed(String),
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AskAi<'a> {
+    pub question: &'a str,
+    pub owner_id: Uuid,
+    pub candidate: &'a str,
+    pub persona: Option<&'a str>,
+    pub voice: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetrieveAi<'a> {
+    pub query: &'a str,
+    pub owner_ids: &'a [Uuid],
+    pub k: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Passage {
+    pub document_id: Uuid,
+    pub owner_id: Uuid,
+    pub document_title: String,
+    pub location: String,
+    pub text: String,
+    pub score: f64,
+    #[serde(default)]
+    pub similarity: Option<f64>,
+    #[serde(default)]
+    pub pinned: bool,
+}
+
+#[derive(Deserialize)]
+struct Retrieved {
+    chunks: Vec<Passage>,
+}
+
+#[derive(Clone)]
+pub struct Ai {
+    client: InternalClient,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Problem {
+    Problem::UpstreamUnavailable(format!("The answering service is unavailable ({e})."))
+}
+
+/// ai's own problem answer, passed on when it is the asker's fault (a 4xx), otherwise 503.
+async fn refused(res: http::Response<Body>) -> Problem {
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let detail = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+        .unwrap_or_else(|| status.to_string());
+    if status == http::StatusCode::BAD_REQUEST {
+        Problem::invalid(detail)
+    } else {
+        unavailable(detail)
+    }
+}
+
+impl Ai {
+    pub fn new(client: InternalClient) -> Self {
+        Self { client }
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        bearer: &str,
+        body: &impl Serialize,
+        accept: &str,
+    ) -> Result<http::Response<Body>, Problem> {
+        let body = serde_json::to_vec(body).map_err(Problem::internal)?;
+        let req = http::Request::post(path)
+            .header(http::header::AUTHORIZATION, format!("Bearer {bearer}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::ACCEPT, accept)
+            .body(Body::from(body))
+            .map_err(Problem::internal)?;
+        let res = self.client.send(req).await.map_err(unavailable)?;
+        if res.status().is_success() {
+            Ok(res)
+        } else {
+            Err(refused(res).await)
+        }
+    }
+
+    /// Starts an answer: a failure before the stream (ai down, a bad question) is a problem;
+    /// afterwards every failure is a [`Step::Failed`], and the stream always ends with `Done`
+    /// or `Failed`.
+    pub async fn answer(
+        &self,
+        bearer: &str,
+        ask: &AskAi<'_>,
+    ) -> Result<impl Stream<Item = Step> + Send + use<>, Problem> {
+        let res = self
+            .post("/internal/ai/answer", bearer, ask, "text/event-stream")
+            .await?;
+        let stream = events(res.into_body().into_data_stream(), DEFAULT_MAX_EVENT_BYTES);
+        let steps = stream
+            .map(|e| match e {
+                Ok(e) => step(&e.event, &e.data),
+                Err(e) => Some(Step::Failed(e.to_string())),
+            })
+            .filter_map(futures::future::ready);
+        // Whatever ai does, the caller sees exactly one end.
+        let mut ended = false;
+        let steps = steps
+            .chain(futures::stream::once(async {
+                Step::Failed("the answer ended without finishing".into())
+            }))
+            .take_while(move |s| {
+                let go = !ended;
+                if matches!(s, Step::Done(_) | Step::Failed(_)) {
+                    ended = true;
+                }
+                futures::future::ready(go)
+            });
+        Ok(steps)
+    }
+
+    pub async fn retrieve(
+        &self,
+        bearer: &str,
+        query: &RetrieveAi<'_>,
+    ) -> Result<Vec<Passage>, Problem> {
+        let res = self
+            .post("/internal/ai/retrieve", bearer, query, "application/json")
+            .await?;
+        let body = axum::body::to_bytes(res.into_body(), 16 * 1024 * 1024)
+            .await
+            .map_err(unavailable)?;
+        let r: Retrieved = serde_json::from_slice(&body).map_err(unavailable)?;
+        Ok(r.chunks)
+    }
+}
+
+fn step(event: &str, data: &str) -> Option<Step> {
+    #[derive(Deserialize)]
+    struct Text {
+        text: String,
+    }
+    let bad = |e: serde_json::Error| Step::Failed(format!("ai sent an unreadable {event}: {e}"));
+    Some(match event {
+        "token" => serde_json::from_str::<Text>(data).map_or_else(bad, |t| Step::Token(t.text)),
+        "citation" => serde_json::from_str(data).map_or_else(bad, Step::Citation),
+        "done" => serde_json::from_str(data).map_or_else(bad, Step::Done),
+        "error" => Step::Failed(
+            serde_json::from_str::<serde_json::Value>(data)
+                .ok()
+                .and_then(|v| v.get("detail").and_then(|d| d.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| "the answer failed".into()),
+        ),
+        // Keep-alive comments never reach here; unknown events are skipped for compatibility.
+        _ => return None,
+    })
+}

@@ -1,0 +1,126 @@
+//! Keeping an answer: its conversation, the answer row with its citations and the question's
+//! embedding, and `chat.question_asked` for noti, all in one transaction.
+
+use crate::ai::Citation;
+use crate::chatbots::store::Chatbot;
+use chrono::{DateTime, Utc};
+use kernel::events::chat::{QUESTION_ASKED, QuestionAsked};
+use kernel::events::outbox;
+use kernel::http::RequestContext;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+pub struct Answered<'a> {
+    pub bot: &'a Chatbot,
+    pub conversation_id: Uuid,
+    /// The conversation is new and has no row yet.
+    pub new_conversation: bool,
+    pub asker_id: &'a str,
+    pub asker_role: &'a str,
+    pub question: &'a str,
+    pub answer: &'a str,
+    pub supported: bool,
+    pub support: f64,
+    pub model: &'a str,
+    pub citations: &'a [Citation],
+    pub embedding: &'a [f32],
+    pub asked_at: DateTime<Utc>,
+}
+
+/// The conversation `id` when it is the asker's with this chatbot.
+pub async fn owns_conversation(
+    db: &PgPool,
+    id: Uuid,
+    chatbot: Uuid,
+    asker: &str,
+) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1 AND chatbot_id = $2 \
+         AND asker_id = $3)",
+    )
+    .bind(id)
+    .bind(chatbot)
+    .bind(asker)
+    .fetch_one(db)
+    .await
+}
+
+fn vector_literal(v: &[f32]) -> Option<String> {
+    (v.len() == 384).then(|| {
+        let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
+        format!("[{}]", parts.join(","))
+    })
+}
+
+pub async fn record(
+    db: &PgPool,
+    a: &Answered<'_>,
+    ctx: Option<&RequestContext>,
+) -> Result<Uuid, kernel::Problem> {
+    let id = Uuid::now_v7();
+    let mut tx = db.begin().await?;
+    upsert_conversation(&mut tx, a).await?;
+    sqlx::query(
+        "INSERT INTO answers (id, conversation_id, chatbot_id, asker_id, asker_role, question, \
+         answer, supported, support, model, citations, question_embedding, asked_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13)",
+    )
+    .bind(id)
+    .bind(a.conversation_id)
+    .bind(a.bot.id)
+    .bind(a.asker_id)
+    .bind(a.asker_role)
+    .bind(a.question)
+    .bind(a.answer)
+    .bind(a.supported)
+    .bind(a.support)
+    .bind(a.model)
+    .bind(sqlx::types::Json(a.citations))
+    .bind(vector_literal(a.embedding))
+    .bind(a.asked_at)
+    .execute(&mut *tx)
+    .await?;
+    let data = QuestionAsked {
+        chatbot_slug: a.bot.slug.clone(),
+        owner_id: a.bot.owner_id,
+        question: a.question.to_owned(),
+        asker_role: a.asker_role.to_owned(),
+        answer_id: id,
+        supported: a.supported,
+        asked_at: a.asked_at,
+    };
+    let data = serde_json::to_value(data).map_err(kernel::Problem::internal)?;
+    outbox::publish(
+        &mut tx,
+        crate::SERVICE,
+        QUESTION_ASKED,
+        &id.to_string(),
+        data,
+        ctx.map(|c| &c.trace),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn upsert_conversation(tx: &mut PgConnection, a: &Answered<'_>) -> Result<(), sqlx::Error> {
+    if a.new_conversation {
+        sqlx::query(
+            "INSERT INTO conversations (id, chatbot_id, asker_id, started_at, last_asked_at) \
+             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(a.conversation_id)
+        .bind(a.bot.id)
+        .bind(a.asker_id)
+        .bind(a.asked_at)
+        .execute(&mut *tx)
+        .await?;
+    } else {
+        sqlx::query("UPDATE conversations SET last_asked_at = $2 WHERE id = $1")
+            .bind(a.conversation_id)
+            .bind(a.asked_at)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
