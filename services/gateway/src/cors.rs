@@ -51,28 +51,7 @@ pub struct Cors {
     chatbots: RwLock<Snapshot>,
 }
 
-/// `https://Blog.Example.com:443/` → `https://blog.example.com`; anything that is not a bare
-/// http(s) origin is `None`.
-pub fn normalise_origin(origin: &str) -> Option<String> {
-    let uri: http::Uri = origin.trim().parse().ok()?;
-    let scheme = uri.scheme_str()?.to_ascii_lowercase();
-    if scheme != "https" && scheme != "http" {
-        return None;
-    }
-    let authority = uri.authority()?;
-    if authority.as_str().contains('@') {
-        return None;
-    }
-    if uri.path_and_query().is_some_and(|p| p.as_str() != "/") {
-        return None;
-    }
-    let host = authority.host().to_ascii_lowercase();
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    Some(match authority.port_u16() {
-        Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
-        _ => format!("{scheme}://{host}"),
-    })
-}
+pub use kernel::domain::normalise_origin;
 
 impl Cors {
     pub fn new(configured: &[String]) -> Self {
