@@ -38,11 +38,12 @@ pub struct AnswerConfig {
     #[serde(default = "default_lexical_similarity")]
     pub lexical_similarity: f64,
     /// How far the best passage must stand out from the other candidates to support by
-    /// itself, in the question's language and across languages.
+    /// itself, in the question's language.
     #[serde(default = "default_margin")]
     pub margin: f64,
-    #[serde(default = "default_cross_language_margin")]
-    pub cross_language_margin: f64,
+    /// How close the best passage in another language than the question must be.
+    #[serde(default = "default_cross_language_floor")]
+    pub cross_language_floor: f64,
     /// No passage below this supports anything.
     #[serde(default = "default_floor")]
     pub floor: f64,
@@ -60,8 +61,8 @@ fn default_lexical_similarity() -> f64 {
 fn default_margin() -> f64 {
     0.03
 }
-fn default_cross_language_margin() -> f64 {
-    0.02
+fn default_cross_language_floor() -> f64 {
+    0.755
 }
 fn default_floor() -> f64 {
     0.75
@@ -78,7 +79,7 @@ impl Default for AnswerConfig {
         Self {
             lexical_similarity: default_lexical_similarity(),
             margin: default_margin(),
-            cross_language_margin: default_cross_language_margin(),
+            cross_language_floor: default_cross_language_floor(),
             floor: default_floor(),
             pinned_similarity: default_pinned_similarity(),
             passages: default_passages(),
@@ -91,7 +92,7 @@ impl AnswerConfig {
         crate::support::Thresholds {
             lexical_similarity: self.lexical_similarity,
             margin: self.margin,
-            cross_language_margin: self.cross_language_margin,
+            cross_language_floor: self.cross_language_floor,
             floor: self.floor,
             pinned_similarity: self.pinned_similarity,
         }
@@ -102,10 +103,7 @@ impl AnswerConfig {
         for (key, v) in [
             ("ai.answer.lexical_similarity", self.lexical_similarity),
             ("ai.answer.margin", self.margin),
-            (
-                "ai.answer.cross_language_margin",
-                self.cross_language_margin,
-            ),
+            ("ai.answer.cross_language_floor", self.cross_language_floor),
             ("ai.answer.floor", self.floor),
             ("ai.answer.pinned_similarity", self.pinned_similarity),
         ] {

@@ -9,9 +9,18 @@
 //! - **shared words**: the passage contains at least half of the question's keywords (Latin
 //!   words compared by their first five letters, so `migrate` meets `migration`; Hangul by
 //!   character bigrams), and is reasonably close (`lexical_similarity`);
-//! - **a standout**: the best passage is clearly closer than the other candidates
-//!   (`margin` above their mean), or, for a question in another language than the passage,
-//!   where no word can be shared, `cross_language_margin`.
+//! - **a standout**: the best passage is clearly closer than the other candidates (`margin`
+//!   above their mean).
+//!
+//! Across languages no word can be shared, and the model's similarities are lower and flatter
+//! still: a Korean question about the English résumé that it answers scored 0.762 against
+//! 0.761 and 0.759 for unrelated passages, while an unrelated Korean question about a pilot's
+//! licence scored 0.786 (e5 links 자격증 with "licence costs"). So a question in another
+//! language than the passage is supported by its best passage once that reaches
+//! `cross_language_floor`: unrelated questions mostly stay below it (a pizza topping: 0.733 and
+//! 0.749), but a near miss like the licence passes, and is answered by quoting the closest
+//! passage — cited, never invented, but beside the point. A remote model, told to say when the
+//! passages do not answer, judges those better than this gate can.
 //!
 //! A correction (pinned) supports when it shares the question's words or is as close as
 //! `pinned_similarity`. The thresholds are `ai.answer.*`; `tests/answers.rs` pins them on the
@@ -27,7 +36,7 @@ use std::collections::HashSet;
 pub struct Thresholds {
     pub lexical_similarity: f64,
     pub margin: f64,
-    pub cross_language_margin: f64,
+    pub cross_language_floor: f64,
     pub floor: f64,
     pub pinned_similarity: f64,
 }
@@ -88,13 +97,14 @@ pub fn supporting(
     };
     let standout = |c: &RetrievedChunk| {
         let s = sim(c);
-        let margin = s - mean_rest;
-        let needed = if Language::of(&c.text) == q_lang {
-            t.margin
+        if s < best - 1e-9 {
+            return false;
+        }
+        if Language::of(&c.text) == q_lang {
+            s >= t.floor && s - mean_rest >= t.margin
         } else {
-            t.cross_language_margin
-        };
-        s >= t.floor && s >= best - 1e-9 && margin >= needed
+            s >= t.cross_language_floor
+        }
     };
     let mut kept: Vec<RetrievedChunk> = Vec::new();
     let mut backed = false;
@@ -150,7 +160,7 @@ mod tests {
     const T: Thresholds = Thresholds {
         lexical_similarity: 0.78,
         margin: 0.03,
-        cross_language_margin: 0.02,
+        cross_language_floor: 0.755,
         floor: 0.75,
         pinned_similarity: 0.88,
     };
@@ -216,7 +226,7 @@ mod tests {
         };
         let kept = supporting(q, field(0.769), T, 4);
         assert!(kept[0].text.contains("PostgreSQL"), "{kept:?}");
-        assert!(supporting(q, field(0.755), T, 4).is_empty());
+        assert!(supporting(q, field(0.75), T, 4).is_empty());
     }
 
     #[test]

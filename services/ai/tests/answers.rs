@@ -74,20 +74,10 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
     let emily = Uuid::now_v7();
     let jiwoo = Uuid::now_v7();
     let docs = [
-        h.upload(
-            emily,
-            "Résumé — Emily Carter",
-            "en_resume.md",
-            media_type::MARKDOWN,
-        )
-        .await,
-        h.upload(
-            jiwoo,
-            "이력서 — 한지우",
-            "ko_resume.md",
-            media_type::MARKDOWN,
-        )
-        .await,
+        h.upload(emily, "resume", "en_resume.md", media_type::MARKDOWN)
+            .await,
+        h.upload(jiwoo, "이력서", "ko_resume.md", media_type::MARKDOWN)
+            .await,
     ];
     for d in &docs {
         let (status, reason) = h.settled(d.document_id, 1).await;
@@ -111,7 +101,7 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
             version: 1,
             blob_key: key,
             media_type: media_type::TEXT.into(),
-            title: "Notes".into(),
+            title: "notes".into(),
             filename: "notes.txt".into(),
             size_bytes: INJECTION.len() as i64,
         };
@@ -157,6 +147,12 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
             "How much faster did the payment approval API get?",
             "320ms에서 90ms",
         ),
+        (
+            emily,
+            "Emily Carter",
+            "몇 명의 엔지니어를 관리했나요?",
+            "six engineers",
+        ),
     ];
     let unsupported = [
         (
@@ -170,6 +166,9 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
             "Does she hold a commercial pilot licence?",
         ),
         (jiwoo, "한지우", "좋아하는 피자 토핑은 무엇인가요?"),
+        // Across languages too.
+        (emily, "Emily Carter", "좋아하는 피자 토핑은 무엇인가요?"),
+        (jiwoo, "한지우", "What is his favourite pizza topping?"),
     ];
     let mut report = Vec::new();
     let mut failures = Vec::new();
@@ -230,6 +229,21 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
         }
         let says_so = a.text.contains("don't cover") || a.text.contains("내용이 없습니다");
         assert!(says_so || a.supported, "{q}: {}", a.text);
+    }
+    // Known near misses across languages (see `ai::support`): printed, not asserted.
+    for (owner, name, q) in [
+        (
+            emily,
+            "Emily Carter",
+            "상업용 비행기 조종사 자격증이 있나요?",
+        ),
+        (jiwoo, "한지우", "Does he hold a commercial pilot licence?"),
+    ] {
+        let a = ask(&answerer, owner, name, q).await;
+        report.push(format!(
+            "near miss, supported={} {:.3} {q}",
+            a.supported, a.support
+        ));
     }
     println!("{}", report.join("\n"));
     assert!(

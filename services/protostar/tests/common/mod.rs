@@ -110,3 +110,208 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `protostar admin create-admin` with [`PASSWORD`], before the server starts.
+pub fn create_admin(db: &TestDb, data: &std::path::Path, email: &str) {
+    let password_file = data.join("admin-password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let out = command(db, data)
+        .args(["admin", "create-admin", "--email", email, "--password-file"])
+        .arg(&password_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `multipart/form-data` body with one file part, written out by hand.
+pub fn multipart(filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("protostar-{}", uuid::Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// The public and admin API of one deployment, as people's browsers and scripts use it.
+#[derive(Clone)]
+pub struct Api {
+    pub client: reqwest::Client,
+    pub public: String,
+    pub admin: String,
+}
+
+impl Api {
+    pub fn new(public: &str, admin: &str) -> Self {
+        Self {
+            client: kernel::http::client(Duration::from_secs(60)),
+            public: public.to_owned(),
+            admin: admin.to_owned(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.public))
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.public))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn ready(&self) {
+        until("readiness", Duration::from_secs(90), || async {
+            self.client
+                .get(format!("{}/readyz", self.public))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
+
+    pub async fn guest(&self) -> String {
+        let res = self.post("/api/auth/guest", None, Value::Null).await;
+        assert_eq!(res.status(), 201);
+        token(res).await
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        let res = self
+            .post(
+                "/api/auth/login",
+                None,
+                serde_json::json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(res.status(), 200, "login of {email}");
+        token(res).await
+    }
+
+    /// A stargazer: access and refresh token.
+    pub async fn signup(&self, email: &str, name: &str) -> (String, String) {
+        let res = self
+            .post(
+                "/api/auth/signup",
+                None,
+                serde_json::json!({"email": email, "password": PASSWORD, "displayName": name}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "sign-up of {email}");
+        let v: Value = res.json().await.unwrap();
+        (
+            v["accessToken"].as_str().unwrap().to_owned(),
+            v["refreshToken"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A protostar: signs up, redeems an invite the admin creates, and refreshes until the
+    /// token says so. Returns the protostar's access token.
+    pub async fn protostar(&self, admin_token: &str, email: &str, name: &str) -> String {
+        let res = self
+            .client
+            .post(format!("{}/admin/api/invites", self.admin))
+            .bearer_auth(admin_token)
+            .json(&serde_json::json!({"count": 1, "uses": 1}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let code = res.json::<Value>().await.unwrap()["invites"][0]["code"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (access, mut refresh) = self.signup(email, name).await;
+        until("the profile", Duration::from_secs(30), || async {
+            self.get("/api/users/me", &access).await.status() == 200
+        })
+        .await;
+        let res = self
+            .post(
+                "/api/invites/redeem",
+                Some(&access),
+                serde_json::json!({"code": code}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let v: Value = self
+                .post(
+                    "/api/auth/refresh",
+                    None,
+                    serde_json::json!({"refreshToken": refresh}),
+                )
+                .await
+                .json()
+                .await
+                .unwrap();
+            refresh = v["refreshToken"].as_str().unwrap().to_owned();
+            if v["role"] == "protostar" {
+                return v["accessToken"].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "the role never became protostar");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Uploads a document and waits until it is `ready`; its id.
+    pub async fn upload_ready(&self, token: &str, filename: &str, bytes: &[u8]) -> String {
+        let (content_type, body) = multipart(filename, bytes);
+        let res = self
+            .client
+            .post(format!("{}/api/documents", self.public))
+            .bearer_auth(token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "{filename}");
+        let id = res.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let deadline = Instant::now() + Duration::from_secs(240);
+        loop {
+            let v: Value = self
+                .get(&format!("/api/documents/{id}"), token)
+                .await
+                .json()
+                .await
+                .unwrap();
+            match v["status"].as_str() {
+                Some("ready") => return id,
+                Some("failed") => panic!("{filename} failed: {}", v["reason"]),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "{filename} never became ready");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+async fn token(res: reqwest::Response) -> String {
+    res.json::<Value>().await.unwrap()["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
