@@ -58,6 +58,21 @@ pub struct AiConfig {
     pub generation: generate::GenerationConfig,
 }
 
+impl AiConfig {
+    /// The `ai` section with every bound checked, for start-up and `protostar check-config`.
+    pub fn load(config: &kernel::config::ConfigSource) -> Result<Self, kernel::ConfigError> {
+        let c: Self = config.section("ai")?;
+        let mut errors = Vec::new();
+        for check in [c.answer.validate(), c.generation.validate()] {
+            if let Err(e) = check {
+                errors.push(e);
+            }
+        }
+        kernel::ConfigError::collect(errors)?;
+        Ok(c)
+    }
+}
+
 fn default_attempts() -> u32 {
     4
 }
@@ -76,9 +91,7 @@ fn default_embed_batch() -> usize {
 
 pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
     Box::pin(async move {
-        let config: AiConfig = p.config.section("ai")?;
-        config.answer.validate()?;
-        config.generation.validate()?;
+        let config = AiConfig::load(&p.config)?;
         let embedder = embed::from_config(&config.embedding)
             .await
             .map_err(|e| kernel::ConfigError::key("ai.embedding", e.to_string()))?;

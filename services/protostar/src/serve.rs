@@ -79,6 +79,9 @@ pub fn validate(config: &ConfigSource) -> Result<(), ConfigError> {
     if let Err(e) = chat::ChatConfig::load(config) {
         errors.push(e);
     }
+    if let Err(e) = ai::AiConfig::load(config) {
+        errors.push(e);
+    }
     ConfigError::collect(errors)
 }
 

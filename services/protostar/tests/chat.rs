@@ -721,3 +721,29 @@ fn free_port() -> u16 {
 fn leak(s: String) -> &'static str {
     Box::leak(s.into_boxed_str())
 }
+
+/// `check-config` names bad chat and ai settings with their variables, every one at once.
+#[test]
+fn bad_chat_and_ai_settings_are_named_by_check_config() {
+    let out = std::process::Command::new(common::BIN)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("PROTOSTAR_CHAT__QUOTAS__TIMEZONE", "not a zone!")
+        .env("PROTOSTAR_CHAT__TRUSTED_PROXIES", "10.0.0.0/33")
+        .env("PROTOSTAR_AI__GENERATION__ORDER", "openai,extractive")
+        .env("PROTOSTAR_AI__ANSWER__PASSAGES", "0")
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "chat.quotas.timezone",
+        "PROTOSTAR_CHAT__QUOTAS__TIMEZONE",
+        "chat.trusted_proxies",
+        "ai.generation.order",
+        "ai.answer.passages",
+    ] {
+        assert!(err.contains(key), "{key} not named in: {err}");
+    }
+}

@@ -148,7 +148,7 @@ pub async fn ask(
     let reservation = match chat.quotas.reserve(&asker, bot.id, Utc::now()).await? {
         Ok(r) => r,
         Err(exceeded) => {
-            chat.metrics.asked("quota-exceeded");
+            chat.metrics.refused(exceeded.kind);
             return Err(exceeded.problem());
         }
     };
