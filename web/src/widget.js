@@ -97,7 +97,10 @@ summary{cursor:pointer;color:var(--muted)}
 summary b{color:var(--fg)}
 blockquote{margin:6px 0 2px;padding:6px 10px;border-left:3px solid var(--accent);background:var(--bg);white-space:pre-wrap}
 .fb{display:flex;gap:6px;margin-top:8px;white-space:normal;flex-wrap:wrap;align-items:center}
-.fb button{border:1px solid var(--line);background:var(--bg);border-radius:8px;padding:2px 8px;cursor:pointer}
+.fb button{border:1px solid var(--line);background:var(--bg);border-radius:8px;padding:3px 8px;cursor:pointer;line-height:0}
+.fb svg{width:15px;height:15px;fill:var(--muted)}
+.fb .down svg{transform:rotate(180deg)}
+.fb button:not(.up):not(.down){line-height:1.4}
 .fb button[aria-pressed=true]{border-color:var(--accent);background:var(--accent);color:#fff}
 .fb input{flex:1;min-width:120px;border:1px solid var(--line);border-radius:8px;padding:3px 8px;background:var(--bg)}
 .status{margin:0;padding:6px 14px;font-size:13px;color:var(--muted);border-top:1px solid var(--line)}
@@ -142,12 +145,18 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
     // Browsers without constructable stylesheets (before 2023) get an unstyled but working widget.
   }
   const uid = Math.random().toString(36).slice(2, 8);
-  const icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
-  icon.setAttribute("viewBox", "0 0 24 24");
-  icon.setAttribute("aria-hidden", "true");
-  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
-  path.setAttribute("d", "M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
-  icon.append(path);
+  /** A one-path icon (no emoji: not every system has a font for them). */
+  function svgIcon(d) {
+    const icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+    icon.setAttribute("viewBox", "0 0 24 24");
+    icon.setAttribute("aria-hidden", "true");
+    const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+    path.setAttribute("d", d);
+    icon.append(path);
+    return icon;
+  }
+  const thumbIcon = () => svgIcon("M2 10h4v11H2zM8 21h9.3a2 2 0 0 0 2-1.6l1.4-7A2 2 0 0 0 18.7 10H14V5.5A2.5 2.5 0 0 0 11.5 3L8 10z");
+  const icon = svgIcon("M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
   const launcherText = el("span", {}, t.launcher);
   const launcher = el("button", {
     class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": `p-${uid}`,
@@ -465,7 +474,7 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
             bar.replaceChildren(el("span", { class: "note" }, t.thanks));
           } catch (e) { fail(e); }
         };
-        const thumb = (rating, label, glyph) => el("button", {
+        const thumb = (rating, label) => el("button", {
           type: "button", "aria-label": label, title: label, "aria-pressed": given && given.rating === rating ? "true" : "false",
           onclick: () => {
             if (rating === "up") return send("up");
@@ -475,9 +484,10 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
             bar.replaceChildren(note, go);
             note.focus();
           },
-        }, glyph);
-        if (given) bar.append(el("span", { class: "note" }, given.rating === "up" ? "👍" : "👎", given.comment ? ` ${given.comment}` : ""));
-        else bar.append(thumb("up", t.up, "👍"), thumb("down", t.down, "👎"));
+          class: rating,
+        }, thumbIcon());
+        if (given) bar.append(el("span", { class: "note" }, given.rating === "up" ? t.up : t.down, given.comment ? `: ${given.comment}` : ""));
+        else bar.append(thumb("up", t.up), thumb("down", t.down));
         box.append(bar);
       },
     };

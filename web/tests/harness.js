@@ -150,7 +150,11 @@ export async function protostar(server, email, displayName) {
 /** A "blog" on an origin of its own, serving `html` at / with the given response headers. */
 export async function blog(html, headers = {}) {
   const srv = createServer((req, res) => {
-    if (req.url === "/" || req.url.startsWith("/?")) {
+    if (req.url === "/favicon.ico") {
+      // No icon, and no 404 in the console either.
+      res.writeHead(204);
+      res.end();
+    } else if (req.url === "/" || req.url.startsWith("/?")) {
       res.writeHead(200, { "Content-Type": "text/html; charset=utf-8", ...headers });
       res.end(html);
     } else {

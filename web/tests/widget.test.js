@@ -86,11 +86,35 @@ test("a guest on an allowed blog sees a streamed, cited answer, then the quota m
       if (a) window.__lengths.push(a.textContent.length);
     }).observe(root, { subtree: true, childList: true, characterData: true });
   });
+  // The local model answers faster than a camera: here the page reads the stream 16
+  // characters at a time, 60 ms apart, so that it can be photographed half-way.
+  await p.evaluate(() => {
+    const read = ReadableStreamDefaultReader.prototype.read;
+    const left = new WeakMap();
+    window.__restoreRead = () => { ReadableStreamDefaultReader.prototype.read = read; };
+    ReadableStreamDefaultReader.prototype.read = async function slowRead() {
+      await new Promise((r) => setTimeout(r, 60));
+      let text = left.get(this);
+      if (!text) {
+        const r = await read.call(this);
+        if (r.done || typeof r.value !== "string") return r;
+        text = r.value;
+      }
+      if (text.length > 16) left.set(this, text.slice(16));
+      else left.delete(this);
+      return { done: false, value: text.slice(0, 16) };
+    };
+  });
   await ask(p, "What did Haneul do at Hanbit Pay?");
-  await p.locator("protostar-chat .msg.bot.streaming .text:not(:empty)").waitFor({ timeout: 60000 }).catch(() => {});
+  await p.waitForFunction(() => {
+    const root = document.querySelector("protostar-chat").shadowRoot;
+    const text = root.querySelector(".msg.bot.streaming .text");
+    return text && text.textContent.length > 60;
+  }, null, { timeout: 60000, polling: 50 });
   await shot(p, "widget-streaming");
   const answer = lastAnswer(p);
   await answer.locator(".fb").waitFor({ timeout: 120000 });
+  await p.evaluate(() => window.__restoreRead());
   const lengths = await p.evaluate(() => [...new Set(window.__lengths)].filter((n) => n > 0));
   assert.ok(lengths.length > 1, `the answer arrived in one piece: ${lengths}`);
   assert.ok((await answer.locator(".text").textContent()).length > 0);

@@ -31,16 +31,18 @@ pub struct File {
 include!(concat!(env!("OUT_DIR"), "/web_files.rs"));
 
 /// Our pages load scripts, styles and data from their own origin only, run no inline script
-/// and accept no markup as script (Trusted Types with no policy: the code builds the DOM with
-/// `textContent`, never `innerHTML`).
+/// and accept no markup as script: under Trusted Types the code builds the DOM with
+/// `textContent`, never `innerHTML`, and the one policy (`protostar-widget`, in
+/// `web/src/assets/widget-loader.js`) admits `/widget.js` as a script URL and nothing else.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; frame-src 'self'; form-action 'self'; \
-     base-uri 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; trusted-types 'none'";
+     base-uri 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; \
+     trusted-types protostar-widget";
 
 /// The widget preview is the one page the dashboard frames.
 const PREVIEW_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
      img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; \
-     frame-ancestors 'self'; require-trusted-types-for 'script'; trusted-types 'none'";
+     frame-ancestors 'self'; require-trusted-types-for 'script'; trusted-types protostar-widget";
 
 fn find(kind: Kind, name: &str) -> Option<&'static File> {
     FILES.iter().find(|f| f.kind == kind && f.name == name)

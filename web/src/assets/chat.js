@@ -7,6 +7,7 @@ import { api, ApiError, session, signOut, token, refresh } from "./api.js";
 import { authForm } from "./auth.js";
 import { $, date, el } from "./dom.js";
 import { lang, t, toggleLang } from "./i18n.js";
+import { loadWidget } from "./widget-loader.js";
 
 const slug = decodeURIComponent(location.pathname.replace(/^\/c\//, "").replace(/\/$/, ""));
 const params = new URLSearchParams(location.search);
@@ -14,13 +15,6 @@ let widget = null;
 let bot = null;
 
 function start() {
-  const s = document.createElement("script");
-  s.src = "/widget.js";
-  s.async = true;
-  s.dataset.chatbot = slug;
-  s.dataset.mode = "page";
-  s.dataset.target = "#chat";
-  s.dataset.lang = lang;
   document.addEventListener("protostar:widget", (e) => {
     if (widget) return;
     widget = e.detail;
@@ -30,7 +24,7 @@ function start() {
   document.addEventListener("protostar:quota", () => {
     if (!session.get()) showAuth("up");
   });
-  document.body.append(s);
+  loadWidget({ chatbot: slug, mode: "page", target: "#chat", lang });
   loadProfile();
   drawAccount();
   if (location.hash === "#sign-in" && !session.get()) showAuth("up");

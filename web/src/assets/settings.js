@@ -20,7 +20,7 @@ export function settings(box) {
 
   function draw(bot) {
     current = bot;
-    const slug = el("input", { id: "f-slug", name: "slug", value: bot.slug, required: true, pattern: "[a-z0-9][a-z0-9-]{1,62}" });
+    const slug = el("input", { id: "f-slug", name: "slug", value: bot.slug, required: true, spellcheck: "false" });
     const name = el("input", { id: "f-name", name: "name", value: bot.name || "", maxlength: "80" });
     const greeting = el("textarea", { id: "f-greeting", name: "greeting", rows: "2", maxlength: "500" });
     greeting.value = bot.greeting || "";
