@@ -72,13 +72,23 @@ for _ in $(seq 1 150); do
 done
 curl -fsS "http://$PUBLIC/readyz" >/dev/null || { echo "protostar did not become ready; see $HOME_DIR/protostar.log" >&2; exit 1; }
 
+step "loading the demo chatbot (Emily Carter: a résumé and a cover letter, indexed by the local model)"
+scripts/demo.sh "$BIN" "$HOME_DIR" "$PUBLIC" "$ADMIN" "postgres://postgres@127.0.0.1:$PG_PORT/protostar"
+SLUG=$(cat "$HOME_DIR/demo/slug")
+
 cat <<MSG
 
 Protostar is running.
-  public (widget, chat page, API):  http://$PUBLIC/
+  the demo chatbot answers at:      http://$PUBLIC/c/$SLUG
+  ask it from a shell:              curl -s -X POST http://$PUBLIC/api/chatbots/$SLUG/ask \\
+                                      -H "authorization: Bearer \$(curl -s -X POST http://$PUBLIC/api/auth/guest | python3 -c 'import json,sys; print(json.load(sys.stdin)["accessToken"])')" \\
+                                      -H 'content-type: application/json' -d '{"question":"Which database did she migrate to?"}'
+  embed it on a page:               <script src="http://$PUBLIC/widget.js" data-chatbot="$SLUG" async></script>
+  dashboard (the demo protostar):   http://$PUBLIC/dashboard
   admin:                            http://$ADMIN/admin/
+  demo credentials:                 $HOME_DIR/demo/credentials
   readiness:                        http://$PUBLIC/readyz
-  targets:                          $("$BIN" targets | awk 'NR>1{print $1}' | paste -sd, - | sed 's/^$/(none yet: the services land in their own issues)/')
+  targets:                          $("$BIN" targets | awk 'NR>1 && NF==0{exit} NR>1{print $1}' | paste -sd, -)
   logs:                             $HOME_DIR/protostar.log
 Stop it with: make down
 MSG

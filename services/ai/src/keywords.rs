@@ -56,6 +56,21 @@ pub fn tokens(text: &str) -> Vec<String> {
     out
 }
 
+/// Tokens as a comparison of words sees them: Latin words cut to their first five letters (so
+/// `migrate` meets `migration`), Hangul and CJK bigrams as they are.
+pub fn stems(text: &str) -> std::collections::HashSet<String> {
+    tokens(text)
+        .into_iter()
+        .map(|t| {
+            if t.chars().all(|c| c.is_ascii_alphanumeric()) {
+                t.chars().take(5).collect()
+            } else {
+                t
+            }
+        })
+        .collect()
+}
+
 /// A tsquery matching any of the tokens, each quoted as a literal lexeme.
 pub fn any_query(tokens: &[String]) -> String {
     tokens

@@ -147,7 +147,9 @@ pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
         let retriever = retrieval::Retriever::new(db.clone(), embedder.clone());
         let model = generate::build(
             &config.generation,
-            std::sync::Arc::new(generate::extractive::Extractive),
+            std::sync::Arc::new(generate::extractive::Extractive::with_embedder(
+                embedder.clone(),
+            )),
         )
         .map_err(|e| kernel::ConfigError::key("ai.generation", e))?;
         tracing::info!(model = model.name(), "answering model ready");

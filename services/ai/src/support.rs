@@ -27,7 +27,7 @@
 //! fixtures in both languages.
 
 use crate::generate::Language;
-use crate::keywords;
+use crate::keywords::{self, stems};
 use crate::retrieval::RetrievedChunk;
 use std::collections::HashSet;
 
@@ -41,26 +41,12 @@ pub struct Thresholds {
     pub pinned_similarity: f64,
 }
 
-/// What a comparison of words sees: Latin words cut to five letters, bigrams as they are.
-fn stems(text: &str) -> HashSet<String> {
-    keywords::tokens(text)
-        .into_iter()
-        .map(|t| {
-            if t.chars().all(|c| c.is_ascii_alphanumeric()) {
-                t.chars().take(5).collect()
-            } else {
-                t
-            }
-        })
-        .collect()
-}
-
 /// The share of the question's keywords found in `text`.
 pub fn overlap(question: &HashSet<String>, text: &str) -> f64 {
     if question.is_empty() {
         return 0.0;
     }
-    let found = stems(text);
+    let found = keywords::stems(text);
     question.iter().filter(|t| found.contains(*t)).count() as f64 / question.len() as f64
 }
 

@@ -113,7 +113,7 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
     let answerer = Answerer {
         retriever: Retriever::new(h.ai.clone(), embedder.clone()),
         embedder: embedder.clone(),
-        model: Arc::new(Extractive),
+        model: Arc::new(Extractive::with_embedder(embedder.clone())),
         config: AnswerConfig::default(),
     };
     let supported = [

@@ -5,14 +5,18 @@
 //! Sentences are scored by the question's keywords they share (the same Latin-word and Hangul
 //! bigram tokens the keyword index uses), with a bonus for better-ranked passages. A question
 //! in one language about a document in the other shares no keywords; then the best passage's
-//! opening sentences stand, since retrieval ranked that passage by meaning.
+//! sentences closest in meaning stand: the embedder compares the question with the best
+//! passages' sentences (one batch, only then). Without an embedder, the best passage's opening
+//! sentences stand, since retrieval ranked that passage by meaning.
 //! An owner's correction (a pinned passage) is the answer as the owner wrote it.
 
 use super::{AnswerRequest, ChatModel, GenerateError, Language, Passage, TokenStream, Voice};
 use crate::chunk::sentences;
+use crate::embed::{Embedder, Purpose};
 use crate::keywords;
 use futures::future::BoxFuture;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Sentences in an answer at most, and from one passage at most.
 const MAX_SENTENCES: usize = 3;
@@ -20,8 +24,55 @@ const MAX_PER_PASSAGE: usize = 2;
 /// Characters of quoted text at most, so an answer stays readable in a widget.
 const MAX_CHARS: usize = 700;
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Extractive;
+/// Passages whose sentences are compared by meaning when no word is shared.
+const MEANING_PASSAGES: usize = 2;
+
+#[derive(Default, Clone)]
+pub struct Extractive {
+    embedder: Option<Arc<dyn Embedder>>,
+}
+
+impl Extractive {
+    /// Compares sentences by meaning when the question shares no word with them (another
+    /// language).
+    pub fn with_embedder(embedder: Arc<dyn Embedder>) -> Self {
+        Self {
+            embedder: Some(embedder),
+        }
+    }
+
+    /// Sentence choices by meaning, or `None` when there is no embedder or it failed (the
+    /// opening sentences then stand).
+    async fn by_meaning(&self, req: &AnswerRequest) -> Option<Vec<(usize, usize)>> {
+        let embedder = self.embedder.as_ref()?;
+        let mut at = Vec::new();
+        let mut texts = Vec::new();
+        for (rank, p) in req.passages.iter().take(MEANING_PASSAGES).enumerate() {
+            for (i, s) in sentences_of(p).into_iter().enumerate() {
+                at.push((rank, i));
+                texts.push(s.to_owned());
+            }
+        }
+        if texts.is_empty() {
+            return None;
+        }
+        let q = embedder
+            .embed(std::slice::from_ref(&req.question), Purpose::Query)
+            .await
+            .ok()?
+            .pop()?;
+        let vs = embedder.embed(&texts, Purpose::Passage).await.ok()?;
+        let mut scored: Vec<((usize, usize), f32)> = at
+            .into_iter()
+            .zip(
+                vs.iter()
+                    .map(|v| v.iter().zip(&q).map(|(a, b)| a * b).sum::<f32>()),
+            )
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Some(scored.into_iter().map(|(k, _)| k).collect())
+    }
+}
 
 impl ChatModel for Extractive {
     fn name(&self) -> &str {
@@ -29,9 +80,38 @@ impl ChatModel for Extractive {
     }
 
     fn answer(&self, req: AnswerRequest) -> BoxFuture<'_, Result<TokenStream, GenerateError>> {
-        let text = compose(&req);
-        Box::pin(async move { Ok(stream_words(text)) })
+        Box::pin(async move {
+            let shares_a_word = req.passages.iter().any(|p| p.pinned)
+                || req
+                    .passages
+                    .iter()
+                    .any(|p| sentences_of(p).iter().any(|s| shared(&req.question, s) > 0));
+            let order = if shares_a_word {
+                None
+            } else {
+                self.by_meaning(&req).await
+            };
+            Ok(stream_words(compose_with(&req, order.as_deref())))
+        })
     }
+}
+
+/// A passage's quotable sentences, in order.
+fn sentences_of(p: &Passage) -> Vec<&str> {
+    p.text
+        .lines()
+        .flat_map(sentences)
+        .map(|s| s.trim_start_matches(['-', '*', '•', ' ']))
+        .filter(|s| informative(s))
+        .collect()
+}
+
+fn shared(question: &str, sentence: &str) -> usize {
+    let wanted = keywords::stems(question);
+    keywords::stems(sentence)
+        .iter()
+        .filter(|t| wanted.contains(*t))
+        .count()
 }
 
 /// The answer's text streams a word at a time, like a remote model's would.
@@ -50,6 +130,13 @@ pub fn stream_words(text: String) -> TokenStream {
     Box::pin(futures::stream::iter(pieces.into_iter().map(Ok)))
 }
 
+/// A sentence worth quoting: not a heading or a salutation ("Cover letter", "Dear hiring team,").
+fn informative(s: &str) -> bool {
+    let letters = s.chars().filter(|c| c.is_alphanumeric()).count();
+    let hangul = s.chars().any(|c| ('\u{AC00}'..='\u{D7A3}').contains(&c));
+    letters >= 12 && (hangul || s.split_whitespace().count() >= 4)
+}
+
 struct Candidate<'a> {
     passage: &'a Passage,
     /// Order within the passage.
@@ -60,10 +147,15 @@ struct Candidate<'a> {
 
 /// The whole answer, with `[n]` after each quoted sentence.
 pub fn compose(req: &AnswerRequest) -> String {
+    compose_with(req, None)
+}
+
+/// `by_meaning`: (passage rank, sentence index) best first, for a question that shares no word.
+fn compose_with(req: &AnswerRequest, by_meaning: Option<&[(usize, usize)]>) -> String {
     if let Some(p) = req.passages.iter().find(|p| p.pinned) {
         return format!("{} [{}]", p.text.trim(), p.n);
     }
-    let picked = pick(req);
+    let picked = pick(req, by_meaning);
     let mut out = lead_in(req);
     for (i, c) in picked.iter().enumerate() {
         out.push_str(if i == 0 { "\n" } else { " " });
@@ -86,19 +178,12 @@ fn lead_in(req: &AnswerRequest) -> String {
     }
 }
 
-fn pick(req: &AnswerRequest) -> Vec<Candidate<'_>> {
-    let wanted: HashSet<String> = keywords::tokens(&req.question).into_iter().collect();
+fn pick<'a>(req: &'a AnswerRequest, by_meaning: Option<&[(usize, usize)]>) -> Vec<Candidate<'a>> {
+    let wanted: HashSet<String> = keywords::stems(&req.question);
     let mut all: Vec<Candidate<'_>> = Vec::new();
     for (rank, p) in req.passages.iter().enumerate() {
-        for (index, text) in p
-            .text
-            .lines()
-            .flat_map(sentences)
-            .map(|s| s.trim_start_matches(['-', '*', '•', ' ']))
-            .filter(|s| s.chars().filter(|c| c.is_alphanumeric()).count() >= 8)
-            .enumerate()
-        {
-            let tokens = keywords::tokens(text);
+        for (index, text) in sentences_of(p).into_iter().enumerate() {
+            let tokens = keywords::stems(text);
             let shared = tokens.iter().filter(|t| wanted.contains(*t)).count() as f64;
             let score = if shared > 0.0 {
                 shared / (tokens.len() as f64).sqrt() + 0.3 / (rank as f64 + 1.0)
@@ -124,6 +209,22 @@ fn pick(req: &AnswerRequest) -> Vec<Candidate<'_>> {
             let from_same = chosen.iter().filter(|x| x.passage.n == c.passage.n).count();
             if from_same == MAX_PER_PASSAGE || (chars > 0 && chars + c.text.len() > MAX_CHARS) {
                 continue;
+            }
+            chars += c.text.len();
+            chosen.push(c);
+        }
+    } else if let Some(order) = by_meaning {
+        // No shared word (another language): the sentences closest in meaning.
+        let mut chars = 0;
+        for (rank, index) in order {
+            let Some(c) = all.iter().position(|c| {
+                req.passages.get(*rank).is_some_and(|p| p.n == c.passage.n) && c.index == *index
+            }) else {
+                continue;
+            };
+            let c = all.swap_remove(c);
+            if chosen.len() == MAX_PER_PASSAGE || (chars > 0 && chars + c.text.len() > MAX_CHARS) {
+                break;
             }
             chars += c.text.len();
             chosen.push(c);
@@ -235,7 +336,7 @@ mod tests {
     #[tokio::test]
     async fn streams_word_by_word_and_loses_nothing() {
         let text = "Here is what: one two [1]".to_owned();
-        let parts: Vec<String> = Extractive
+        let parts: Vec<String> = Extractive::default()
             .answer(request(
                 "one two",
                 vec![passage(1, "one two three four five six.")],
