@@ -184,6 +184,54 @@ pub struct Answerer {
     pub embedder: Arc<dyn Embedder>,
     pub model: Arc<dyn ChatModel>,
     pub config: AnswerConfig,
+    pub metrics: AnswerMetrics,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+pub struct Stage {
+    /// `embed` (the question), `retrieve` (the hybrid query), `generate` (the model, to its
+    /// last token).
+    pub stage: &'static str,
+}
+
+/// `protostar_answer_stage_seconds{stage}`: where an answer's time goes, so a dashboard (and
+/// the ask benchmark) can tell retrieval from the rest.
+#[derive(Clone)]
+pub struct AnswerMetrics {
+    stages: prometheus_client::metrics::family::Family<
+        Stage,
+        prometheus_client::metrics::histogram::Histogram,
+    >,
+}
+
+impl Default for AnswerMetrics {
+    fn default() -> Self {
+        Self {
+            stages: prometheus_client::metrics::family::Family::new_with_constructor(|| {
+                prometheus_client::metrics::histogram::Histogram::new([
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ])
+            }),
+        }
+    }
+}
+
+impl AnswerMetrics {
+    pub fn register(metrics: &kernel::telemetry::Metrics) -> Self {
+        let m = Self::default();
+        metrics.register(
+            "answer_stage_seconds",
+            "Time an answer spends in each stage",
+            m.stages.clone(),
+        );
+        m
+    }
+
+    fn observe(&self, stage: &'static str, since: std::time::Instant) {
+        self.stages
+            .get_or_create(&Stage { stage })
+            .observe(since.elapsed().as_secs_f64());
+    }
 }
 
 /// The quoted passage of a citation: the chunk, cut at a sentence near 600 characters.
@@ -290,6 +338,7 @@ impl Answerer {
     ) -> Result<impl Stream<Item = Step> + Send + use<>, Problem> {
         Self::validate(&body)?;
         let question = body.question.trim().to_owned();
+        let started = std::time::Instant::now();
         let vector = self
             .embedder
             .embed(std::slice::from_ref(&question), Purpose::Query)
@@ -297,11 +346,14 @@ impl Answerer {
             .map_err(|e| Problem::UpstreamUnavailable(e.to_string()))?
             .pop()
             .unwrap_or_default();
+        self.metrics.observe("embed", started);
         let depth = (self.config.passages * 2).max(8);
+        let started = std::time::Instant::now();
         let found = self
             .retriever
             .hybrid(&question, &vector, &[body.owner_id], depth)
             .await?;
+        self.metrics.observe("retrieve", started);
         let best = found
             .iter()
             .filter_map(|c| c.similarity)
@@ -333,7 +385,15 @@ impl Answerer {
             voice: body.voice,
             language,
         };
-        Ok(async_stream(model, request, kept, best, vector, body))
+        Ok(async_stream(
+            model,
+            request,
+            kept,
+            best,
+            vector,
+            body,
+            self.metrics.clone(),
+        ))
     }
 }
 
@@ -345,9 +405,11 @@ fn async_stream(
     best: f64,
     vector: Vec<f32>,
     body: AskBody,
+    metrics: AnswerMetrics,
 ) -> impl Stream<Item = Step> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<Step>(32);
     tokio::spawn(async move {
+        let started = std::time::Instant::now();
         let done = |supported: bool, model: String| Done {
             supported,
             model,
@@ -394,6 +456,7 @@ fn async_stream(
                 }
             }
         }
+        metrics.observe("generate", started);
         let numbers = cited(&text, kept.len());
         for n in &numbers {
             let c = &kept[n - 1];

@@ -163,6 +163,7 @@ pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
                 embedder,
                 model,
                 config: config.answer.clone(),
+                metrics: answer::AnswerMetrics::register(&p.metrics),
             },
             verifier: p.verifier.clone(),
         }))

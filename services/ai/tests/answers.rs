@@ -115,6 +115,7 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
         embedder: embedder.clone(),
         model: Arc::new(Extractive::with_embedder(embedder.clone())),
         config: AnswerConfig::default(),
+        metrics: Default::default(),
     };
     let supported = [
         (

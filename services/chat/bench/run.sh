@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The ask benchmark, one command:   bash services/chat/bench/run.sh
+#
+# `protostar serve --target all` (release build) over the stack's PostgreSQL, with the demo
+# chatbot of `make up` (a résumé and a cover letter indexed by the local multilingual-e5-small
+# model) and the offline extractive model. wrk keeps CONNS (50) guests asking at once, each
+# request with one of CONNS guest tokens and one of eight questions (Korean and English, one
+# that nothing supports), for DURATION after a warm-up; every ask goes through the gateway, the
+# token check, the quota transaction, ai (embedding, hybrid retrieval, the model) and the
+# answer's transaction with its outbox event. Quotas are raised so none refuses (they are still
+# counted). In the same run, the baseline: GET /api/chatbots/{slug} with the same tokens (same
+# gateway and checks, one row). Where an ask's time goes comes from the ai service's
+# protostar_answer_stage_seconds{stage} (embed, retrieve, generate), read before and after.
+# Prints a Markdown table.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
+cd "$ROOT"
+CONNS="${CONNS:-50}"
+THREADS="${THREADS:-2}"
+DURATION="${DURATION:-20s}"
+WARMUP="${WARMUP:-5s}"
+PUBLIC=127.0.0.1:19701
+ADMIN=127.0.0.1:19702
+
+if ! command -v wrk >/dev/null; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
+fi
+cargo build --release --locked -p protostar --bin protostar
+BIN="$ROOT/target/release/protostar"
+scripts/models.sh >/dev/null
+
+WORK="$(mktemp -d /var/tmp/protostar-ask-bench.XXXXXX)"
+chmod 755 "$WORK"
+PID=
+cleanup() {
+    [ -n "$PID" ] && kill "$PID" 2>/dev/null || true
+    wait 2>/dev/null || true
+    scripts/stack.sh stop --dir "$WORK/stack" >/dev/null 2>&1 || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+scripts/stack.sh start --dir "$WORK/stack" postgres >/dev/null
+# shellcheck disable=SC1091
+. "$WORK/stack/env"
+PG_PORT=$(cat "$WORK/stack/ports/postgres")
+"$PROTOSTAR_TEST_PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres protostar
+DB="postgres://postgres@127.0.0.1:$PG_PORT/protostar"
+mkdir -p "$WORK/data"
+PROTOSTAR_DATABASE__URL="$DB" PROTOSTAR_DATA_DIR="$WORK/data" \
+PROTOSTAR_PUBLIC_ADDR=$PUBLIC PROTOSTAR_ADMIN_ADDR=$ADMIN PROTOSTAR_LOG__FILTER=warn \
+PROTOSTAR_CHAT__QUOTAS__GUEST_TOTAL=1000000 PROTOSTAR_CHAT__QUOTAS__GUEST_IP_PER_DAY=1000000 \
+PROTOSTAR_CHAT__QUOTAS__CHATBOT_PER_DAY=1000000 \
+PROTOSTAR_GATEWAY__RATE_LIMIT__IP__PER_MINUTE=10000000 PROTOSTAR_GATEWAY__RATE_LIMIT__IP__BURST=1000000 \
+PROTOSTAR_GATEWAY__RATE_LIMIT__SUBJECT__PER_MINUTE=10000000 PROTOSTAR_GATEWAY__RATE_LIMIT__SUBJECT__BURST=1000000 \
+    "$BIN" serve --target all > "$WORK/serve.log" 2>&1 &
+PID=$!
+for _ in $(seq 1 300); do curl -fsS "http://$PUBLIC/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+scripts/demo.sh "$BIN" "$WORK" "$PUBLIC" "$ADMIN" "$DB" >/dev/null
+SLUG=$(cat "$WORK/demo/slug")
+
+{
+    echo "return {"
+    for _ in $(seq 1 "$CONNS"); do
+        curl -fsS -X POST "http://$PUBLIC/api/auth/guest" \
+            | python3 -c 'import json,sys; print("  \"%s\"," % json.load(sys.stdin)["accessToken"])'
+    done
+    echo "}"
+} > "$WORK/tokens.lua"
+export ASK_TOKENS="$WORK/tokens.lua" ASK_SLUG="$SLUG"
+
+stages() {
+    curl -fsS "http://$ADMIN/metrics" | python3 -c '
+import re, sys
+sums, counts = {}, {}
+for line in sys.stdin:
+    m = re.match(r"protostar_answer_stage_seconds_(sum|count)\{stage=\"(\w+)\"\} ([0-9.e+-]+)", line)
+    if m:
+        (sums if m.group(1) == "sum" else counts)[m.group(2)] = float(m.group(3))
+for s in ("embed", "retrieve", "generate"):
+    print(s, sums.get(s, 0.0), counts.get(s, 0.0))
+'
+}
+
+wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s services/chat/bench/ask.lua "http://$PUBLIC" >/dev/null
+BEFORE="$(stages)"
+ASK=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
+AFTER="$(stages)"
+BASE=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s services/chat/bench/public.lua "http://$PUBLIC" | grep '^RESULT')
+RSS=$(ps -o rss= -p "$PID" | awk '{printf "%.1f", $1/1024}')
+
+field() { echo "$1" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2; }
+ASK_MEAN=$(field "$ASK" mean_ms)
+echo
+echo "| path ($CONNS concurrent, $DURATION) | req/s | p50 ms | p99 ms | non-200 |"
+echo "|---|---|---|---|---|"
+echo "| POST /ask (guest, extractive) | $(field "$ASK" rps) | $(field "$ASK" p50_ms) | $(field "$ASK" p99_ms) | $(field "$ASK" non200) |"
+echo "| GET /api/chatbots/{slug} (baseline) | $(field "$BASE" rps) | $(field "$BASE" p50_ms) | $(field "$BASE" p99_ms) | $(field "$BASE" non200) |"
+echo
+echo "| stage of an ask | mean ms | share of the mean ask ($ASK_MEAN ms) |"
+echo "|---|---|---|"
+paste <(echo "$BEFORE") <(echo "$AFTER") | while read -r s b_sum b_count _ a_sum a_count; do
+    python3 -c "
+s, d_sum, d_count, mean = '$s', $a_sum - $b_sum, $a_count - $b_count, $ASK_MEAN
+per = 1000 * d_sum / d_count if d_count else 0
+print(f'| {s} | {per:.2f} | {100 * per / mean:.0f}% |')"
+done
+echo
+echo "protostar RSS after the run: $RSS MiB; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
