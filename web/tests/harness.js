@@ -191,8 +191,11 @@ export async function watch(page) {
   return problems;
 }
 
-/** A screenshot into tests/artifacts, and into docs/screenshots when `publish`. */
-export async function shot(page, name, { publish = true, ...opts } = {}) {
+/**
+ * A screenshot into tests/artifacts; also into docs/screenshots (the README's, committed) when
+ * PROTOSTAR_UPDATE_SCREENSHOTS=1, so that an ordinary run leaves the checkout clean.
+ */
+export async function shot(page, name, { publish = process.env.PROTOSTAR_UPDATE_SCREENSHOTS === "1", ...opts } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const file = join(ARTIFACTS, `${name}.png`);
   await page.screenshot({ path: file, ...opts });

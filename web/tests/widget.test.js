@@ -150,6 +150,18 @@ test("a guest on an allowed blog sees a streamed, cited answer, then the quota m
   await context.close();
 });
 
+test("the launcher paints while the API has not answered anything", async () => {
+  const context = await chromium.newContext({ locale: "ko-KR" });
+  const p = await context.newPage();
+  // Every API call hangs; the widget's script itself loads.
+  await p.route(`${server.public}/api/**`, () => {});
+  await p.goto(allowed.origin);
+  const launcher = p.locator("protostar-chat .launcher");
+  await launcher.waitFor({ timeout: 5000 });
+  assert.ok(await launcher.isVisible());
+  await context.close();
+});
+
 test("a site the owner did not allow gets an explanation", async () => {
   const context = await chromium.newContext({ locale: "en-US" });
   const p = await context.newPage();

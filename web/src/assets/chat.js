@@ -53,14 +53,14 @@ function drawAccount() {
     nav.replaceChildren(langBtn, el("button", { type: "button", class: "link", onclick: () => showAuth("in") }, t("signIn")));
     return;
   }
-  nav.replaceChildren(
+  nav.replaceChildren(...[
     langBtn,
     s.role === "protostar" || s.role === "admin" ? el("a", { href: "/dashboard" }, t("dashboard")) : null,
     el("button", {
       type: "button", class: "link",
       onclick: async () => { await signOut(); signedInChanged(); },
     }, t("signOut")),
-  );
+  ].filter(Boolean));
 }
 
 function showAuth(mode) {

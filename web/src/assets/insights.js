@@ -7,10 +7,26 @@ import { date, el, say, svg } from "./dom.js";
 import { lang, t } from "./i18n.js";
 
 const ROLES = ["guest", "stargazer", "protostar", "admin"];
+const DAYS = 30;
+
+/** The last `n` days, oldest first, with zeros where nobody asked (the API lists active days). */
+function everyDay(list, n) {
+  const byDay = new Map(list.map((d) => [d.day, d]));
+  const last = list.length ? new Date(`${list[list.length - 1].day}T00:00:00Z`) : new Date();
+  const today = new Date(Math.max(Date.now(), last.getTime()));
+  const out = [];
+  for (let i = n - 1; i >= 0; i--) {
+    const day = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - i)).toISOString().slice(0, 10);
+    out.push(byDay.get(day) || { day });
+  }
+  // Days the API named outside the window (another time zone's today) are kept, not lost.
+  for (const d of list) if (!out.some((o) => o.day === d.day)) out.push(d);
+  return out.sort((a, b) => a.day.localeCompare(b.day));
+}
 
 export function insights(box) {
   box.append(el("h1", {}, t("insights")), el("p", { class: "muted" }, t("loading")));
-  api("/api/chatbots/mine/insights?days=30").then(draw, (e) =>
+  api(`/api/chatbots/mine/insights?days=${DAYS}`).then(draw, (e) =>
     box.replaceChildren(el("h1", {}, t("insights")), el("p", { class: "message", role: "alert" }, e.message)));
 
   function draw(data) {
@@ -21,7 +37,7 @@ export function insights(box) {
       el("dl", { class: "totals" },
         stat(t("totalQuestions"), totals.questions), stat(t("unanswered"), totals.unanswered),
         stat(t("feedbackUp"), totals.feedbackUp), stat(t("feedbackDown"), totals.feedbackDown), stat(t("ratio"), ratio)),
-      el("h2", {}, t("overTime")), chart(data.overTime || []),
+      el("h2", {}, t("overTime")), chart(everyDay(data.overTime || [], DAYS)),
       el("h2", {}, t("clusters")), clusters(data.clusters || []),
       el("h2", {}, t("unansweredTitle")), unanswered(data.unanswered || []),
       el("h2", {}, t("feedbackTitle")), feedback(data.feedback || []),
@@ -58,8 +74,9 @@ function chart(days) {
     days.length > 1 ? svg("text", { x: W, y: H - 6, class: "tick end" }, days[days.length - 1].day) : null,
   ];
   const legend = el("p", { class: "legend" }, ROLES.map((r) => el("span", { class: `key ${r}` }, t(r))));
-  const table = el("table", { class: "sr" }, el("tr", {}, el("th", {}, "day"), ROLES.map((r) => el("th", {}, t(r)))),
-    days.map((d) => el("tr", {}, el("td", {}, d.day), ROLES.map((r) => el("td", {}, String(d[r] || 0))))));
+  // The numbers for screen readers (a table does not shrink to a visually hidden box: its wrapper does).
+  const table = el("div", { class: "sr" }, el("table", {}, el("tr", {}, el("th", {}, "day"), ROLES.map((r) => el("th", {}, t(r)))),
+    days.map((d) => el("tr", {}, el("td", {}, d.day), ROLES.map((r) => el("td", {}, String(d[r] || 0)))))));
   return el("figure", { class: "chart" },
     svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": t("overTime") }, axis, bars), legend, table);
 }
@@ -98,7 +115,7 @@ function unanswered(list) {
 function feedback(list) {
   if (!list.length) return el("p", { class: "muted" }, t("noFeedback"));
   return el("ul", { class: "feedback" }, list.map((f) => el("li", {},
-    el("span", { "aria-label": f.rating === "up" ? t("feedbackUp") : t("feedbackDown") }, f.rating === "up" ? "👍" : "👎"), " ",
+    el("span", { class: `badge ${f.rating === "up" ? "ready" : "failed"}` }, f.rating === "up" ? t("feedbackUp") : t("feedbackDown")), " ",
     el("b", {}, f.question), f.comment ? el("blockquote", {}, f.comment) : null,
     el("small", { class: "muted" }, date(f.at, lang)))));
 }
