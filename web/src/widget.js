@@ -36,6 +36,7 @@
       signIn: "Sign up or sign in to keep asking",
       refused: (o) => `This chatbot does not answer on this site (${o}). If it is yours, add this site to its allowed origins in the Protostar dashboard.`,
       offline: "The chatbot cannot be reached right now. Try again in a moment.",
+      cut: "The answer was cut off. Ask again in a moment.",
       missing: "This chatbot does not exist.",
       busy: (s) => `Too many questions at once; try again in ${s} seconds.`,
       failed: "Something went wrong",
@@ -54,6 +55,7 @@
       signIn: "가입하거나 로그인하고 계속 질문하기",
       refused: (o) => `이 챗봇은 이 사이트(${o})에서 답하지 않습니다. 챗봇의 주인이라면 Protostar 대시보드에서 이 사이트를 허용된 출처에 추가하세요.`,
       offline: "지금은 챗봇에 연결할 수 없습니다. 잠시 후 다시 시도하세요.",
+      cut: "답변이 중간에 끊겼습니다. 잠시 후 다시 물어보세요.",
       missing: "없는 챗봇입니다.",
       busy: (s) => `요청이 너무 많습니다. ${s}초 뒤에 다시 시도하세요.`,
       failed: "문제가 생겼습니다",
@@ -334,6 +336,9 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
 
   /** Every failure ends here, as a sentence the visitor can act on. */
   function fail(e) {
+    // Once the chatbot has answered here, a failed call means the network, not a refusal.
+    if (e instanceof Refused && state.name) return showAlert(t.offline);
+    if (e instanceof TypeError) return showAlert(t.cut);
     if (e instanceof Refused || (e instanceof Failed && e.status === 403)) {
       showAlert(navigator.onLine === false ? t.offline : t.refused(location.origin));
       block(true);
@@ -374,14 +379,17 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
         body: JSON.stringify(body),
       });
       if ((res.headers.get("content-type") || "").includes("text/event-stream")) {
+        let done = false;
         for await (const ev of events(res.body)) {
           let data;
           try { data = JSON.parse(ev.data); } catch { continue; }
           if (ev.event === "token") { turn.text.append(data.text || ""); scroll(); }
           else if (ev.event === "citation") turn.cite(data);
-          else if (ev.event === "done") finish(turn, data);
+          else if (ev.event === "done") { done = true; finish(turn, data); }
           else if (ev.event === "error") throw new Failed(data, data.status || 500);
         }
+        // The connection closed before the answer said it was complete.
+        if (!done) showAlert(t.cut);
       } else {
         // A JSON answer (a proxy that does not stream): the same, all at once.
         const data = await res.json();

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { PASSWORD, blog, browser, call, protostar, shot, startServer, watch } from "./harness.js";
+import { PASSWORD, adminToken, blog, browser, call, protostar, shot, startServer, watch } from "./harness.js";
 
 const fixtures = new URL("./fixtures/", import.meta.url).pathname;
 let server;
@@ -102,4 +102,41 @@ test("a new greeting shows in the preview and in the embedded widget", async () 
   } finally {
     await site.close();
   }
+});
+
+test("a recruiter redeems an invite on the dashboard, exports the account and deletes it", async () => {
+  const { invites } = await call(server.admin, "/admin/api/invites", { method: "POST", token: await adminToken(server), body: { count: 1, uses: 1 } });
+  const context = await chromium.newContext({ viewport: { width: 1200, height: 860 }, locale: "ko-KR", acceptDownloads: true });
+  const page = await context.newPage();
+  const problems = await watch(page);
+  await page.goto(`${server.public}/dashboard`);
+  // Korean for a Korean browser; the switch leads to the sign-up form.
+  await page.locator("form.auth h2", { hasText: "로그인" }).waitFor();
+  await page.locator("form.auth .switch button").click();
+  await page.fill("#auth-email", "minji@example.org");
+  await page.fill("#auth-password", PASSWORD);
+  await page.fill("#auth-name", "민지");
+  await page.click("form.auth button[type=submit]");
+
+  await page.fill("#invite-code", invites[0].code);
+  await page.click("#redeem button[type=submit]");
+  await page.locator("#tab-documents").waitFor({ timeout: 30000 });
+  await page.locator("label.drop").waitFor();
+
+  await page.click("#tab-account");
+  await page.locator("#display-name").waitFor();
+  assert.equal(await page.inputValue("#display-name"), "민지");
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator("#section-account button", { hasText: "내보내기" }).click(),
+  ]);
+  const exported = JSON.parse(readFileSync(await download.path(), "utf8"));
+  assert.match(JSON.stringify(exported), /minji@example.org/);
+
+  page.on("dialog", (d) => d.accept());
+  await page.fill("#confirm-delete", "DELETE");
+  await page.click(".danger-zone button[type=submit]");
+  await page.locator("#section-account [role=status]", { hasText: "삭제하는 중" }).waitFor();
+  assert.deepEqual(problems, []);
+  await context.close();
 });

@@ -5,10 +5,22 @@ import { api, refresh, session, token } from "./api.js";
 import { el, say } from "./dom.js";
 import { t } from "./i18n.js";
 
+/** The profile comes from the sign-up's event: right after signing up it may lag a moment. */
+export async function patiently(call, tries = 10) {
+  for (let i = 1; ; i++) {
+    try {
+      return await call();
+    } catch (e) {
+      if (e.status !== 404 || i >= tries) throw e;
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}
+
 export function account(box) {
   const message = el("p", { class: "message", role: "status", hidden: true });
   box.append(el("h1", {}, t("account")), message);
-  api("/api/users/me").then((me) => {
+  patiently(() => api("/api/users/me")).then((me) => {
     const name = el("input", { id: "display-name", value: me.displayName || "", maxlength: "80" });
     const profile = el("form", { class: "card", onsubmit: async (e) => {
       e.preventDefault();
@@ -63,6 +75,7 @@ export function redeemCard(redeemed) {
   return el("form", { class: "card", id: "redeem", onsubmit: async (e) => {
     e.preventDefault();
     try {
+      await patiently(() => api("/api/users/me"));
       await api("/api/invites/redeem", { method: "POST", body: { code: code.value.trim() } });
       say(message, t("redeemed"));
       // The new role is in the next access token; the refresh may lag the redemption briefly.
