@@ -76,12 +76,16 @@ test("a new greeting shows in the preview and in the embedded widget", async () 
     await page.locator("#tab-chatbot").click();
     await page.locator("#f-greeting").waitFor();
     const greeting = `Hi! Ask me anything about Sora's work (${Date.now()}).`;
+    const preview = page.frameLocator("#preview");
+    await preview.locator("protostar-chat .greeting").waitFor({ timeout: 15000 });
     await page.fill("#f-greeting", greeting);
+    // Shown while typing, before any save.
+    await preview.locator("protostar-chat .greeting", { hasText: greeting }).waitFor({ timeout: 5000 });
     await page.fill("#f-allowedOrigins", site.origin);
     await page.click("form.settings button[type=submit]");
     await page.locator(".message:not([hidden])", { hasText: "Saved" }).waitFor();
 
-    const preview = page.frameLocator("#preview");
+    // The frame reloads from the API after the save: the saved greeting.
     await preview.locator("protostar-chat .greeting", { hasText: greeting }).waitFor({ timeout: 15000 });
     const snippet = await page.inputValue("#snippet");
     assert.ok(snippet.includes(`data-chatbot="${mine.slug}"`) && snippet.includes(`${server.public}/widget.js`), snippet);

@@ -90,6 +90,12 @@ export function settings(box) {
       src: `/dashboard/preview?slug=${encodeURIComponent(bot.slug)}&lang=${lang}&at=${Date.now()}`,
     });
 
+    // Unsaved edits show in the preview as they are typed.
+    const live = () => frame.contentWindow && frame.contentWindow.postMessage({
+      type: "protostar:preview", name: name.value, greeting: greeting.value, accent: accent.value,
+    }, location.origin);
+    for (const input of [name, greeting, accent]) input.addEventListener("input", live);
+
     box.replaceChildren(
       el("h1", {}, t("settings")),
       el("div", { class: "two" },
