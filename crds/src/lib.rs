@@ -68,15 +68,18 @@ pub struct ProtostarSpec {
     /// Token issuing parameters.
     #[serde(default)]
     pub auth: AuthSpec,
-    /// Model providers for embeddings and answers.
+    /// The models that answer and embed (the ai target's `ai.generation`, `ai.embedding`).
     #[serde(default)]
     pub models: ModelsSpec,
     /// Replicas, resources and autoscaling per service target.
     #[serde(default)]
     pub services: ServicesSpec,
-    /// Usage limits enforced by the services.
+    /// Question quotas and the upload limit the chat target enforces.
     #[serde(default)]
     pub quotas: QuotasSpec,
+    /// Whose `X-Forwarded-For` the services believe.
+    #[serde(default)]
+    pub network: NetworkSpec,
     /// Where notifications are delivered.
     #[serde(default)]
     pub notifications: NotificationsSpec,
@@ -432,55 +435,139 @@ pub struct AuthSpec {
     pub audience: Option<String>,
 }
 
+/// The ai target's models (`ai.generation`, `ai.embedding`); rendered into the ai Deployment
+/// only, with API keys mounted from Secrets as files.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelsSpec {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 8))]
-    #[x_kube(validation = Rule::new("self.all(p, self.exists_one(q, q.name == p.name))").message("provider names must be unique"))]
-    pub providers: Vec<ModelProvider>,
+    /// Which models answer, in fallback order (`ai.generation`). Unset: the offline
+    /// extractive model alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<GenerationSpec>,
+    /// The model that embeds passages and questions (`ai.embedding`). Unset: the local
+    /// multilingual-e5-small folder the binary looks for by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<EmbeddingSpec>,
 }
 
+/// A model `ai.generation.order` may name.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
-pub enum ProviderKind {
+pub enum AnswerModel {
+    /// Offline: quotes the best supporting passages; needs no section.
+    Extractive,
+    /// Any server speaking the OpenAI chat API (vLLM, Ollama, hosted gpt-oss, OpenAI).
     OpenAI,
+    Gemini,
     Anthropic,
-    Ollama,
-    /// Any server speaking the OpenAI API (vLLM, llama.cpp, LiteLLM).
-    OpenAICompatible,
 }
 
-impl ProviderKind {
+impl AnswerModel {
+    /// The name the ai service uses in `ai.generation.order`.
     pub fn as_str(self) -> &'static str {
         match self {
-            ProviderKind::OpenAI => "openai",
-            ProviderKind::Anthropic => "anthropic",
-            ProviderKind::Ollama => "ollama",
-            ProviderKind::OpenAICompatible => "openai-compatible",
+            AnswerModel::Extractive => "extractive",
+            AnswerModel::OpenAI => "openai",
+            AnswerModel::Gemini => "gemini",
+            AnswerModel::Anthropic => "anthropic",
         }
     }
 }
 
+/// `ai.generation`: the models to try, first to last, and how each is reached.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("self.kind == 'Ollama' || self.kind == 'OpenAICompatible' || has(self.apiKeySecretRef)").message("a hosted model provider needs apiKeySecretRef"))]
-#[x_kube(validation = Rule::new("(self.kind != 'Ollama' && self.kind != 'OpenAICompatible') || has(self.endpoint)").message("a self-hosted model provider needs an endpoint"))]
-pub struct ModelProvider {
-    /// Lower-case name, used in configuration keys.
-    #[schemars(length(min = 1, max = 32), pattern(r"^[a-z][a-z0-9_]*$"))]
-    pub name: String,
-    pub kind: ProviderKind,
+#[x_kube(validation = Rule::new("!self.order.exists(m, m == 'OpenAI') || has(self.openai)").message("models.generation.order names OpenAI: set models.generation.openai"))]
+#[x_kube(validation = Rule::new("!self.order.exists(m, m == 'Gemini') || has(self.gemini)").message("models.generation.order names Gemini: set models.generation.gemini"))]
+#[x_kube(validation = Rule::new("!self.order.exists(m, m == 'Anthropic') || has(self.anthropic)").message("models.generation.order names Anthropic: set models.generation.anthropic"))]
+pub struct GenerationSpec {
+    /// `ai.generation.order`, e.g. `[OpenAI, Extractive]`: a remote model first, the offline
+    /// one when it fails.
+    #[schemars(length(min = 1, max = 4))]
+    #[x_kube(validation = Rule::new("self.all(m, self.exists_one(n, n == m))").message("a model may appear once in models.generation.order"))]
+    pub order: Vec<AnswerModel>,
+    /// `ai.generation.openai`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub openai: Option<OpenAiModel>,
+    /// `ai.generation.gemini`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gemini: Option<HostedModel>,
+    /// `ai.generation.anthropic`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anthropic: Option<HostedModel>,
+}
+
+/// A server speaking the OpenAI chat API; local servers usually need no key.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenAiModel {
+    /// The server without `/v1`, e.g. `http://vllm:8000` or `https://api.openai.com`.
+    #[schemars(length(min = 1, max = 2048), pattern(r"^https?://"))]
+    pub base_url: String,
+    /// e.g. `openai/gpt-oss-120b`.
+    #[schemars(length(min = 1, max = 256))]
+    pub model: String,
+    /// Sent as `Authorization: Bearer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeyRef>,
+}
+
+/// A hosted model API (Gemini, Anthropic): the key is required, the address has a default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostedModel {
+    /// Unset: the provider's public API.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 2048), pattern(r"^https?://"))]
-    pub endpoint: Option<String>,
-    /// Model for answers.
+    pub base_url: Option<String>,
+    /// e.g. `gemini-2.5-flash`, `claude-sonnet-4-5`.
+    #[schemars(length(min = 1, max = 256))]
+    pub model: String,
+    pub api_key_secret_ref: SecretKeyRef,
+}
+
+/// An `ai.embedding` provider. The index holds 384 values per vector, so a remote model must
+/// give 384 dimensions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum EmbeddingProvider {
+    /// A model folder in the pod (multilingual-e5-small).
+    Local,
+    /// Any server with the OpenAI embeddings API (vLLM, Ollama, OpenAI).
+    OpenAI,
+    Gemini,
+}
+
+impl EmbeddingProvider {
+    /// The name the ai service uses in `ai.embedding.provider`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbeddingProvider::Local => "local",
+            EmbeddingProvider::OpenAI => "openai",
+            EmbeddingProvider::Gemini => "gemini",
+        }
+    }
+}
+
+/// `ai.embedding`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.provider == 'Local' || has(self.model)").message("a remote embedding provider needs models.embedding.model"))]
+#[x_kube(validation = Rule::new("self.provider != 'OpenAI' || has(self.baseUrl)").message("an OpenAI embedding provider needs models.embedding.baseUrl"))]
+#[x_kube(validation = Rule::new("self.provider != 'Gemini' || has(self.apiKeySecretRef)").message("a Gemini embedding provider needs models.embedding.apiKeySecretRef"))]
+#[x_kube(validation = Rule::new("self.provider != 'Local' || (!has(self.baseUrl) && !has(self.model) && !has(self.apiKeySecretRef))").message("a Local embedding provider takes only modelDir"))]
+#[x_kube(validation = Rule::new("self.provider == 'Local' || !has(self.modelDir)").message("modelDir is for the Local embedding provider only"))]
+pub struct EmbeddingSpec {
+    pub provider: EmbeddingProvider,
+    /// Local: the model folder inside the pod; unset, the binary's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4096), pattern(r"^/"))]
+    pub model_dir: Option<String>,
+    /// OpenAI: the server (`/v1/embeddings` is appended); Gemini: unset for Google's API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048), pattern(r"^https?://"))]
+    pub base_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 256))]
-    pub chat_model: Option<String>,
-    /// Model for embeddings.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 256))]
-    pub embedding_model: Option<String>,
+    pub model: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_secret_ref: Option<SecretKeyRef>,
 }
@@ -550,25 +637,83 @@ pub struct AuditSpec {
     pub storage: StorageSpec,
 }
 
-/// Limits the services enforce; unset means the platform's default.
+/// The chat target's question quotas (`chat.quotas.*`) and upload limit; unset means the
+/// service's default. Rendered into the chat Deployment only.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QuotasSpec {
+    /// Questions one guest may ask, in total (`chat.quotas.guest_total`, default 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1_000_000))]
-    pub questions_per_day_per_chatbot: Option<i32>,
+    pub guest_total: Option<i32>,
+    /// Questions a stargazer may ask per day (`chat.quotas.stargazer_per_day`, default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 100_000))]
-    pub guest_questions_per_hour: Option<i32>,
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub stargazer_per_day: Option<i32>,
+    /// Guest questions from one client address per day, whatever guest tokens it uses
+    /// (`chat.quotas.guest_ip_per_day`, default 10); see `network.trustedProxies`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 10_000))]
-    pub documents_per_chatbot: Option<i32>,
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub guest_ip_per_day: Option<i32>,
+    /// Questions one chatbot answers per day to guests and stargazers together
+    /// (`chat.quotas.chatbot_per_day`, default 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1_000_000))]
+    pub chatbot_per_day: Option<i32>,
+    /// IANA time zone where a quota day starts (`chat.quotas.timezone`, default `Asia/Seoul`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64), pattern(r"^[A-Za-z0-9/_+-]+$"))]
+    pub timezone: Option<String>,
+    /// Largest career document accepted, in MiB (`chat.content.max_upload_bytes`, default 20);
+    /// the gateway's upload limit follows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 1024))]
     pub max_upload_megabytes: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1000))]
-    pub chatbots_per_user: Option<i32>,
+}
+
+/// Which proxies' `X-Forwarded-For` the services believe, so that per-address quotas, rate
+/// limits and login backoff count clients rather than proxies.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkSpec {
+    /// Addresses or CIDRs of the proxies in front of the chat and auth targets, i.e. the
+    /// in-cluster gateway (`chat.trusted_proxies`, `auth.trusted_proxies`). Default: the
+    /// private ranges. That is safe because NetworkPolicies let only this instance's own pods
+    /// reach those listeners, and of them only the gateway forwards outside requests, setting
+    /// `X-Forwarded-For` itself; pod addresses change, so a range is the only stable name.
+    /// Narrow it to the pod CIDR if the cluster does not enforce NetworkPolicies.
+    #[serde(default = "default_trusted_proxies")]
+    #[schemars(
+        length(max = 32),
+        inner(length(min = 2, max = 49), pattern(r"^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$"))
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Addresses or CIDRs of the proxies in front of the gateway: the Gateway API data plane
+    /// or an edge proxy (`gateway.trusted_proxies`). Unset: the gateway believes no
+    /// `X-Forwarded-For` and takes its peer for the client. The gateway is reachable from
+    /// anywhere, so name only the data plane's addresses.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 32),
+        inner(length(min = 2, max = 49), pattern(r"^[0-9A-Fa-f.:]+(/[0-9]{1,3})?$"))
+    )]
+    pub gateway_trusted_proxies: Vec<String>,
+}
+
+/// RFC 1918 and IPv6 unique-local ranges: where pod addresses come from.
+pub fn default_trusted_proxies() -> Vec<String> {
+    ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+        .map(String::from)
+        .to_vec()
+}
+
+impl Default for NetworkSpec {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: default_trusted_proxies(),
+            gateway_trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]

@@ -45,8 +45,9 @@ pub fn job_args(name: &str) -> Vec<String> {
 
 /// Top-level configuration keys the binary accepts; it refuses to start on any other
 /// `PROTOSTAR_*` key (a misspelling guard). Mirrors `KNOWN_KEYS` in
-/// `services/protostar/src/serve.rs`, which a test compares with this list. Settings under
-/// other keys (quotas, models, notifications) are rendered only once the binary knows them.
+/// `services/protostar/src/serve.rs`, which a test compares with this list. Keys below them are
+/// checked by their section (`chat.*`, `ai.*`, ... refuse unknown fields too); a test reads
+/// those sections' fields from `services/` and checks every nested key the operator renders.
 pub const KNOWN_TOP_LEVEL_KEYS: [&str; 17] = [
     "public_addr",
     "admin_addr",
@@ -110,10 +111,20 @@ pub mod env {
     pub const DATABASE_MIGRATE_ON_START: &str = "PROTOSTAR_DATABASE__MIGRATE_ON_START";
     /// `PROTOSTAR_UPSTREAMS__<TARGET>` = `http://<service>:8080`, for the gateway in split mode.
     pub const UPSTREAMS_PREFIX: &str = "PROTOSTAR_UPSTREAMS__";
-    /// Keys below are the operator's proposal until the services read them; they follow the
-    /// same nesting rule, so only these lines change if the services settle on other names.
-    pub const QUOTAS_PREFIX: &str = "PROTOSTAR_QUOTAS__";
-    pub const MODELS_PREFIX: &str = "PROTOSTAR_MODELS__";
+    /// `chat.quotas.*` (read by chat; `serve` checks the `chat` section in every process).
+    pub const CHAT_QUOTAS_PREFIX: &str = "PROTOSTAR_CHAT__QUOTAS__";
+    pub const CHAT_MAX_UPLOAD_BYTES: &str = "PROTOSTAR_CHAT__CONTENT__MAX_UPLOAD_BYTES";
+    /// The gateway's limit on upload bodies, kept above chat's.
+    pub const GATEWAY_MAX_UPLOAD_BYTES: &str = "PROTOSTAR_GATEWAY__MAX_UPLOAD_BYTES";
+    /// Proxies whose `X-Forwarded-For` names the client, per process.
+    pub const CHAT_TRUSTED_PROXIES: &str = "PROTOSTAR_CHAT__TRUSTED_PROXIES";
+    pub const AUTH_TRUSTED_PROXIES: &str = "PROTOSTAR_AUTH__TRUSTED_PROXIES";
+    pub const GATEWAY_TRUSTED_PROXIES: &str = "PROTOSTAR_GATEWAY__TRUSTED_PROXIES";
+    /// `ai.generation.order` (comma-separated) and `ai.generation.<model>.*`.
+    pub const AI_GENERATION_ORDER: &str = "PROTOSTAR_AI__GENERATION__ORDER";
+    pub const AI_GENERATION_PREFIX: &str = "PROTOSTAR_AI__GENERATION__";
+    /// `ai.embedding.*` (`provider` selects the variant).
+    pub const AI_EMBEDDING_PREFIX: &str = "PROTOSTAR_AI__EMBEDDING__";
     /// noti reads the instance's Discord webhook as the admins' alert channel
     /// (`noti.discord.admin_webhook_url`); owners set their own webhooks in the app.
     pub const DISCORD_WEBHOOK_URL: &str = "PROTOSTAR_NOTI__DISCORD__ADMIN_WEBHOOK_URL";
@@ -139,17 +150,35 @@ pub mod env {
     }
 }
 
+/// Whose `X-Forwarded-For` a process believes, and the key that says so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxies {
+    /// Behind the in-cluster gateway: `spec.network.trustedProxies`.
+    Gateway(&'static str),
+    /// Behind the Gateway API data plane or an edge proxy: `spec.network.gatewayTrustedProxies`.
+    Edge(&'static str),
+}
+
 /// What each process needs besides the shared configuration, so that a Secret is mounted only
-/// where it is used (the gateway never sees the database password, only auth sees signing keys).
+/// where it is used (the gateway never sees the database password, only auth sees signing keys)
+/// and a target's own settings reach only that target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Needs {
     pub database: bool,
     pub broker: bool,
     pub blob: bool,
     pub signing_keys: bool,
+    /// `spec.models`: `ai.generation`, `ai.embedding` and their API key files.
     pub models: bool,
     pub notifications: bool,
+    /// Every target's listeners (the gateway).
     pub upstreams: bool,
+    /// Targets whose internal API (`/internal/...` on the admin listener) this one calls:
+    /// `upstreams.<t>.admin` is rendered, and the NetworkPolicy lets it reach that port.
+    pub calls: &'static [&'static str],
+    /// `spec.quotas`: `chat.quotas.*` and `chat.content.max_upload_bytes`.
+    pub quotas: bool,
+    pub trusted_proxies: Option<Proxies>,
 }
 
 /// The needs of a target; unknown names need nothing.
@@ -158,12 +187,14 @@ pub fn needs(target: &str) -> Needs {
     match target {
         "gateway" => Needs {
             upstreams: true,
+            trusted_proxies: Some(Proxies::Edge(env::GATEWAY_TRUSTED_PROXIES)),
             ..n
         },
         "auth" => Needs {
             database: true,
             broker: true,
             signing_keys: true,
+            trusted_proxies: Some(Proxies::Gateway(env::AUTH_TRUSTED_PROXIES)),
             ..n
         },
         "user" | "psych" => Needs {
@@ -175,6 +206,9 @@ pub fn needs(target: &str) -> Needs {
             database: true,
             broker: true,
             blob: true,
+            calls: &["ai"],
+            quotas: true,
+            trusted_proxies: Some(Proxies::Gateway(env::CHAT_TRUSTED_PROXIES)),
             ..n
         },
         "ai" => Needs {
@@ -204,15 +238,22 @@ pub const MIGRATE_NEEDS: Needs = Needs {
     models: false,
     notifications: false,
     upstreams: false,
+    calls: &[],
+    quotas: false,
+    trusted_proxies: None,
 };
 
-/// Periodic jobs may touch anything a service does.
+/// Periodic jobs (`noti-digest`) may touch the data stores and send notifications; model keys
+/// stay in the ai Deployment.
 pub const JOB_NEEDS: Needs = Needs {
     database: true,
     broker: true,
     blob: true,
     signing_keys: false,
-    models: true,
+    models: false,
     notifications: true,
     upstreams: false,
+    calls: &[],
+    quotas: false,
+    trusted_proxies: None,
 };

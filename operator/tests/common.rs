@@ -27,12 +27,16 @@ pub fn full_spec(version: &str) -> Value {
             "bucket": "protostar",
             "credentialsSecretRef": {"name": "minio-credentials"}
         },
-        "models": {"providers": [
-            {"name": "openai", "kind": "OpenAI", "chatModel": "gpt-4o-mini", "apiKeySecretRef": {"name": "openai", "key": "api-key"}},
-            {"name": "local", "kind": "Ollama", "endpoint": "http://ollama:11434", "embeddingModel": "nomic-embed-text"}
-        ]},
+        "models": {
+            "generation": {
+                "order": ["OpenAI", "Anthropic", "Extractive"],
+                "openai": {"baseUrl": "http://vllm.ai.svc:8000", "model": "openai/gpt-oss-120b", "apiKeySecretRef": {"name": "vllm", "key": "token"}},
+                "anthropic": {"model": "claude-sonnet-4-5", "apiKeySecretRef": {"name": "anthropic", "key": "api-key"}}
+            },
+            "embedding": {"provider": "OpenAI", "baseUrl": "http://ollama.ai.svc:11434", "model": "e5-small"}
+        },
         "services": {"chat": {"autoscaling": {"minReplicas": 2, "maxReplicas": 6}}, "psych": {"replicas": 1}},
-        "quotas": {"questionsPerDayPerChatbot": 500},
+        "quotas": {"guestTotal": 3, "stargazerPerDay": 10, "guestIpPerDay": 12, "chatbotPerDay": 500, "timezone": "Asia/Seoul", "maxUploadMegabytes": 30},
         "notifications": {
             "discordWebhookSecretRef": {"name": "discord", "key": "url"},
             "smtp": {"host": "smtp.example.org", "from": "bot@example.org", "credentialsSecretRef": {"name": "smtp"}}

@@ -11,6 +11,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{ConfigMap, PersistentVolumeClaim, Secret, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use protostar_crds::{AnswerModel, EmbeddingProvider};
 use protostar_operator::contract;
 use protostar_operator::kind::Kind;
 use protostar_operator::render::migration::{self, Phase};
@@ -230,18 +231,14 @@ fn secrets_are_files_and_only_where_needed() {
     }
     let ai = find(&objs, Kind::Deployment, "ps-ai");
     assert!(env_of(ai).contains(&"PROTOSTAR_BLOB__SECRET_ACCESS_KEY_FILE".into()));
-    // Model and notification settings reach the processes once the binary accepts their keys
-    // (until then they would stop it from starting).
+    // Model keys reach ai alone; the SMTP password noti alone.
     let noti = find(&objs, Kind::Deployment, "ps-noti");
     for (deployment, var) in [
-        (ai, "PROTOSTAR_MODELS__OPENAI__API_KEY_FILE"),
+        (ai, "PROTOSTAR_AI__GENERATION__OPENAI__API_KEY_FILE"),
+        (ai, "PROTOSTAR_AI__GENERATION__ANTHROPIC__API_KEY_FILE"),
         (noti, "PROTOSTAR_NOTI__SMTP__PASSWORD_FILE"),
     ] {
-        assert_eq!(
-            env_of(deployment).contains(&var.to_owned()),
-            contract::accepts(var),
-            "{var}"
-        );
+        assert!(env_of(deployment).contains(&var.to_owned()), "{var}");
     }
     // No secret value is ever an environment value: every *_FILE points into a mount.
     for obj in objs.iter().filter(|o| o.kind == Kind::Deployment) {
@@ -722,6 +719,7 @@ fn top_level_key_reads_variables() {
     );
     assert_eq!(contract::top_level_key("OTHER"), None);
     assert!(!contract::accepts("PROTOSTAR_QUOTAS__X"));
+    assert!(!contract::accepts("PROTOSTAR_MODELS__OPENAI__API_KEY_FILE"));
 }
 
 /// The cross-check with the binary: its list of accepted top-level keys, read from its source.
@@ -751,4 +749,508 @@ fn known_keys_match_the_binary() {
         ours, binary,
         "operator/src/contract.rs KNOWN_TOP_LEVEL_KEYS differs from the binary's KNOWN_KEYS"
     );
+}
+
+/// `(name, value)` of every `env` entry of a Deployment's container.
+fn env_pairs(d: &Value) -> Vec<(String, String)> {
+    d["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap_or("").into(),
+                e["value"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect()
+}
+
+fn value_of<'a>(env: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn chat_reaches_ai_and_believes_the_gateway() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let chat = env_pairs(find(&objs, Kind::Deployment, "ps-chat"));
+    // chat refuses to start without ai's admin listener when ai runs apart.
+    assert_eq!(
+        value_of(&chat, "PROTOSTAR_UPSTREAMS__AI__ADMIN"),
+        Some("http://ps-ai:8081")
+    );
+    let private = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
+    assert_eq!(
+        value_of(&chat, "PROTOSTAR_CHAT__TRUSTED_PROXIES"),
+        Some(private)
+    );
+    let auth = env_pairs(find(&objs, Kind::Deployment, "ps-auth"));
+    assert_eq!(
+        value_of(&auth, "PROTOSTAR_AUTH__TRUSTED_PROXIES"),
+        Some(private)
+    );
+    // Quotas and the upload limit: chat's own keys, in chat's Deployment.
+    for (name, value) in [
+        ("PROTOSTAR_CHAT__QUOTAS__GUEST_TOTAL", "3"),
+        ("PROTOSTAR_CHAT__QUOTAS__STARGAZER_PER_DAY", "10"),
+        ("PROTOSTAR_CHAT__QUOTAS__GUEST_IP_PER_DAY", "12"),
+        ("PROTOSTAR_CHAT__QUOTAS__CHATBOT_PER_DAY", "500"),
+        ("PROTOSTAR_CHAT__QUOTAS__TIMEZONE", "Asia/Seoul"),
+        ("PROTOSTAR_CHAT__CONTENT__MAX_UPLOAD_BYTES", "31457280"),
+    ] {
+        assert_eq!(value_of(&chat, name), Some(value), "{name}");
+    }
+    // The gateway forwards a body as large as chat accepts, plus the multipart framing; it
+    // believes no X-Forwarded-For until told whose.
+    let gw = env_pairs(find(&objs, Kind::Deployment, "ps-gateway"));
+    assert_eq!(
+        value_of(&gw, "PROTOSTAR_GATEWAY__MAX_UPLOAD_BYTES"),
+        Some("32505856")
+    );
+    assert_eq!(value_of(&gw, "PROTOSTAR_GATEWAY__TRUSTED_PROXIES"), None);
+    // Each target's settings reach that target only.
+    for target in contract::TARGETS {
+        let env = env_pairs(find(&objs, Kind::Deployment, &format!("ps-{target}")));
+        for (name, _) in &env {
+            let section = contract::top_level_key(name).unwrap_or_default();
+            if ["chat", "ai", "gateway"].contains(&section.as_str()) {
+                assert_eq!(section, target, "{name} in {target}'s Deployment");
+            }
+        }
+        if target != "auth" {
+            assert_eq!(value_of(&env, "PROTOSTAR_AUTH__TRUSTED_PROXIES"), None);
+        }
+        if target != "chat" && target != "gateway" {
+            assert_eq!(
+                value_of(&env, "PROTOSTAR_UPSTREAMS__AI__ADMIN"),
+                None,
+                "{target}"
+            );
+        }
+    }
+    let config = find(&objs, Kind::ConfigMap, "ps-config");
+    assert!(config["data"].as_object().is_some_and(|d| {
+        d.keys()
+            .all(|k| !k.starts_with("PROTOSTAR_CHAT__") && !k.starts_with("PROTOSTAR_AI__"))
+    }));
+
+    // Chosen proxies replace the default; an empty list renders nothing (no header believed).
+    let ps = Fixture::new("1.0.0")
+        .spec(|s| {
+            s["network"] = json!({"trustedProxies": [], "gatewayTrustedProxies": ["10.1.0.0/16", "192.0.2.7"]});
+            s["quotas"] = json!({});
+        })
+        .build();
+    let objs = everything(&ps);
+    let chat = env_pairs(find(&objs, Kind::Deployment, "ps-chat"));
+    assert_eq!(value_of(&chat, "PROTOSTAR_CHAT__TRUSTED_PROXIES"), None);
+    assert!(chat.iter().all(|(k, _)| !k.starts_with("PROTOSTAR_CHAT__")));
+    let gw = env_pairs(find(&objs, Kind::Deployment, "ps-gateway"));
+    assert_eq!(
+        value_of(&gw, "PROTOSTAR_GATEWAY__TRUSTED_PROXIES"),
+        Some("10.1.0.0/16,192.0.2.7")
+    );
+    assert_eq!(value_of(&gw, "PROTOSTAR_GATEWAY__MAX_UPLOAD_BYTES"), None);
+}
+
+#[test]
+fn ai_gets_its_models_and_their_keys_as_files() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let d = find(&objs, Kind::Deployment, "ps-ai");
+    let ai = env_pairs(d);
+    for (name, value) in [
+        (
+            "PROTOSTAR_AI__GENERATION__ORDER",
+            "openai,anthropic,extractive",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__OPENAI__BASE_URL",
+            "http://vllm.ai.svc:8000",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__OPENAI__MODEL",
+            "openai/gpt-oss-120b",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__OPENAI__API_KEY_FILE",
+            "/var/run/secrets/protostar/model-openai/token",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__ANTHROPIC__MODEL",
+            "claude-sonnet-4-5",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__ANTHROPIC__API_KEY_FILE",
+            "/var/run/secrets/protostar/model-anthropic/api-key",
+        ),
+        ("PROTOSTAR_AI__EMBEDDING__PROVIDER", "openai"),
+        (
+            "PROTOSTAR_AI__EMBEDDING__BASE_URL",
+            "http://ollama.ai.svc:11434",
+        ),
+        ("PROTOSTAR_AI__EMBEDDING__MODEL", "e5-small"),
+    ] {
+        assert_eq!(value_of(&ai, name), Some(value), "{name}");
+    }
+    // Anthropic's address is the service's default; no key for the embedding server.
+    assert_eq!(
+        value_of(&ai, "PROTOSTAR_AI__GENERATION__ANTHROPIC__BASE_URL"),
+        None
+    );
+    assert_eq!(value_of(&ai, "PROTOSTAR_AI__EMBEDDING__API_KEY_FILE"), None);
+    let pod = &d["spec"]["template"]["spec"];
+    assert!(
+        pod["volumes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|v| v["name"] == "model-openai"
+                && v["secret"]["secretName"] == "vllm"
+                && v["secret"]["items"] == json!([{"key": "token", "path": "token"}]))
+    );
+    assert!(
+        pod["containers"][0]["volumeMounts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["name"] == "model-anthropic"
+                && m["mountPath"] == "/var/run/secrets/protostar/model-anthropic"
+                && m["readOnly"] == true)
+    );
+    // Nothing of the models anywhere else: not in other Deployments, Jobs or CronJobs.
+    for obj in &objs {
+        let pod = match obj.kind {
+            Kind::Deployment if obj.name != "ps-ai" => &obj.body["spec"]["template"]["spec"],
+            Kind::Job => &obj.body["spec"]["template"]["spec"],
+            Kind::CronJob => &obj.body["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        assert!(
+            env_names(pod)
+                .iter()
+                .all(|n| !n.starts_with("PROTOSTAR_AI__")),
+            "{} {}",
+            obj.kind,
+            obj.name
+        );
+        assert!(
+            pod["volumes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(|v| !v["name"].as_str().unwrap_or("").starts_with("model-")),
+            "{} {}",
+            obj.kind,
+            obj.name
+        );
+    }
+
+    // A Local embedding model names its folder; no generation section keeps the default.
+    let ps = Fixture::new("1.0.0")
+        .spec(|s| {
+            s["models"] = json!({"embedding": {"provider": "Local", "modelDir": "/models/multilingual-e5-small"}});
+        })
+        .build();
+    let objs = everything(&ps);
+    let ai = env_pairs(find(&objs, Kind::Deployment, "ps-ai"));
+    let names: Vec<&str> = ai
+        .iter()
+        .filter(|(k, _)| k.starts_with("PROTOSTAR_AI__"))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "PROTOSTAR_AI__EMBEDDING__PROVIDER",
+            "PROTOSTAR_AI__EMBEDDING__MODEL_DIR"
+        ]
+    );
+    assert_eq!(
+        value_of(&ai, "PROTOSTAR_AI__EMBEDDING__PROVIDER"),
+        Some("local")
+    );
+}
+
+/// Whether a NetworkPolicy selector (`matchLabels`, `matchExpressions` with `In`) selects
+/// pods with these labels.
+fn selects(selector: &Value, labels: &Value) -> bool {
+    let by_labels = selector["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| &labels[k] == v);
+    let by_expressions = selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            assert_eq!(e["operator"], "In", "only In is evaluated here");
+            e["values"]
+                .as_array()
+                .is_some_and(|vs| vs.contains(&labels[e["key"].as_str().unwrap_or("")]))
+        });
+    by_labels && by_expressions
+}
+
+/// Whether pods labelled `from` may open `port` on pods labelled `to`, under the rendered
+/// policies (ingress only; the pods are in one namespace).
+fn may_reach(policies: &[&Value], from: &Value, to: &Value, port: i64) -> bool {
+    policies
+        .iter()
+        .filter(|p| selects(&p["spec"]["podSelector"], to))
+        .flat_map(|p| p["spec"]["ingress"].as_array().cloned().unwrap_or_default())
+        .any(|rule| {
+            let peer = rule.get("from").is_none_or(|peers| {
+                peers.as_array().into_iter().flatten().any(|peer| {
+                    peer.get("namespaceSelector").is_none() && selects(&peer["podSelector"], from)
+                })
+            });
+            let ports = rule.get("ports").is_none_or(|ports| {
+                ports
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["port"] == port)
+            });
+            peer && ports
+        })
+}
+
+#[test]
+fn network_policies_let_chat_reach_ai_admin_only() {
+    let ps = Fixture::new("1.0.0").build();
+    let objs = everything(&ps);
+    let policies: Vec<&Value> = objs
+        .iter()
+        .filter(|o| o.kind == Kind::NetworkPolicy)
+        .map(|o| &o.body)
+        .collect();
+    let pod = |t: &str| {
+        find(&objs, Kind::Deployment, &format!("ps-{t}"))["spec"]["template"]["metadata"]["labels"]
+            .clone()
+    };
+    let (chat, ai, gw, user) = (pod("chat"), pod("ai"), pod("gateway"), pod("user"));
+    assert!(may_reach(&policies, &chat, &ai, 8081), "chat → ai admin");
+    assert!(may_reach(&policies, &gw, &ai, 8081), "gateway → ai admin");
+    assert!(may_reach(&policies, &chat, &ai, 8080), "chat → ai public");
+    assert!(!may_reach(&policies, &user, &ai, 8081), "user ↛ ai admin");
+    assert!(!may_reach(&policies, &ai, &chat, 8081), "ai ↛ chat admin");
+    assert!(
+        !may_reach(&policies, &chat, &user, 8081),
+        "chat ↛ user admin"
+    );
+    let internal = find(&objs, Kind::NetworkPolicy, "ps-internal-ai");
+    assert_eq!(
+        internal["spec"]["ingress"][0]["ports"],
+        json!([{"protocol": "TCP", "port": 8081}])
+    );
+}
+
+/// The fields of `struct`/`enum NAME` in a Rust source: `name:` lines inside its braces.
+fn fields_of(source: &str, name: &str) -> Option<BTreeSet<String>> {
+    let start = ["pub struct ", "pub enum "]
+        .iter()
+        .find_map(|kw| source.find(&format!("{kw}{name} {{")))?;
+    let body = &source[start..];
+    let body = &body[..body.find("\n}")?];
+    Some(
+        body.lines()
+            .skip(1)
+            .map(str::trim)
+            .filter(|l| !l.starts_with("//") && !l.starts_with('#'))
+            .filter_map(|l| {
+                let l = l.strip_prefix("pub ").unwrap_or(l);
+                let (ident, rest) = l.split_once(':')?;
+                (!rest.starts_with(':')
+                    && !ident.is_empty()
+                    && ident
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                .then(|| ident.to_owned())
+            })
+            .collect(),
+    )
+}
+
+/// The cross-check one level down: every nested key the operator renders under a section that
+/// refuses unknown fields names a field the service's configuration type has (read from its
+/// source), so no rendered variable stops a process from starting.
+#[test]
+fn nested_keys_name_fields_the_services_read() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../services");
+    if !root.join("chat/src/lib.rs").exists() {
+        println!("skipped: services/ not found, nothing to cross-check");
+        return;
+    }
+    // Longest prefix first: (variable prefix, source file, type).
+    let sections = [
+        (
+            "PROTOSTAR_CHAT__QUOTAS__",
+            "chat/src/ask/quota.rs",
+            "QuotaConfig",
+        ),
+        (
+            "PROTOSTAR_CHAT__CONTENT__",
+            "chat/src/content/config.rs",
+            "ContentConfig",
+        ),
+        ("PROTOSTAR_CHAT__", "chat/src/lib.rs", "ChatConfig"),
+        (
+            "PROTOSTAR_AI__GENERATION__OPENAI__",
+            "ai/src/generate/openai.rs",
+            "OpenAiConfig",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__GEMINI__",
+            "ai/src/generate/gemini.rs",
+            "GeminiConfig",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__ANTHROPIC__",
+            "ai/src/generate/anthropic.rs",
+            "AnthropicConfig",
+        ),
+        (
+            "PROTOSTAR_AI__GENERATION__",
+            "ai/src/generate/config.rs",
+            "GenerationConfig",
+        ),
+        (
+            "PROTOSTAR_AI__EMBEDDING__",
+            "ai/src/embed/mod.rs",
+            "EmbeddingConfig",
+        ),
+        (
+            "PROTOSTAR_AUTH__",
+            "kernel/src/tokens/verifier.rs",
+            "AuthConfig",
+        ),
+        (
+            "PROTOSTAR_GATEWAY__",
+            "gateway/src/config.rs",
+            "GatewayConfig",
+        ),
+        ("PROTOSTAR_NOTI__SMTP__", "noti/src/config.rs", "SmtpConfig"),
+        (
+            "PROTOSTAR_NOTI__DISCORD__",
+            "noti/src/config.rs",
+            "DiscordConfig",
+        ),
+    ];
+    // Specs that between them render every setting: the full fixture, gateway proxies, Gemini
+    // and a Local embedding model.
+    let specs = [
+        Fixture::new("1.0.0").build(),
+        Fixture::new("1.0.0")
+            .spec(|s| {
+                s["network"]["gatewayTrustedProxies"] = json!(["10.1.0.0/16"]);
+                s["models"] = json!({
+                    "generation": {"order": ["Gemini"], "gemini": {"baseUrl": "https://g.example", "model": "gemini-2.5-flash", "apiKeySecretRef": {"name": "g", "key": "k"}}},
+                    "embedding": {"provider": "Local", "modelDir": "/models/e5"}
+                });
+            })
+            .build(),
+        Fixture::new("1.0.0")
+            .spec(|s| {
+                s["models"] = json!({"embedding": {"provider": "Gemini", "model": "text-embedding-004", "apiKeySecretRef": {"name": "g", "key": "k"}}});
+            })
+            .build(),
+    ];
+    let mut checked = BTreeSet::new();
+    for ps in &specs {
+        let objs = everything(ps);
+        let mut names: Vec<String> = Vec::new();
+        for obj in &objs {
+            match obj.kind {
+                Kind::Deployment | Kind::Job => {
+                    names.extend(env_names(&obj.body["spec"]["template"]["spec"]))
+                }
+                Kind::CronJob => names.extend(env_names(
+                    &obj.body["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+                )),
+                Kind::ConfigMap => names.extend(
+                    obj.body["data"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|m| m.keys().cloned()),
+                ),
+                _ => {}
+            }
+        }
+        for name in names {
+            if let Some(rest) = name.strip_prefix("PROTOSTAR_UPSTREAMS__") {
+                let (target, listener) = rest.split_once("__").expect("upstreams.<t>.<listener>");
+                assert!(
+                    contract::TARGETS.contains(&target.to_ascii_lowercase().as_str()),
+                    "{name}"
+                );
+                assert!(["PUBLIC", "ADMIN"].contains(&listener), "{name}");
+                continue;
+            }
+            let Some((prefix, file, ty)) = sections.iter().find(|(p, _, _)| name.starts_with(p))
+            else {
+                continue;
+            };
+            let key = name[prefix.len()..]
+                .strip_suffix("_FILE")
+                .unwrap_or(&name[prefix.len()..]);
+            assert!(
+                !key.contains("__"),
+                "{name}: a section this test does not know"
+            );
+            let source = std::fs::read_to_string(root.join(file)).unwrap_or_default();
+            let mut fields = fields_of(&source, ty)
+                .unwrap_or_else(|| panic!("no {ty} in services/{file}: update this cross-check"));
+            if *ty == "EmbeddingConfig" {
+                fields.insert("provider".into()); // the enum's tag
+            }
+            assert!(
+                fields.contains(&key.to_ascii_lowercase()),
+                "{name}: {ty} (services/{file}) has no field `{}`; it has {fields:?}",
+                key.to_ascii_lowercase()
+            );
+            checked.insert(name);
+        }
+    }
+    for must in [
+        "PROTOSTAR_CHAT__QUOTAS__TIMEZONE",
+        "PROTOSTAR_CHAT__TRUSTED_PROXIES",
+        "PROTOSTAR_AI__GENERATION__ORDER",
+        "PROTOSTAR_AI__GENERATION__GEMINI__API_KEY_FILE",
+        "PROTOSTAR_AI__EMBEDDING__MODEL_DIR",
+        "PROTOSTAR_AUTH__TRUSTED_PROXIES",
+        "PROTOSTAR_GATEWAY__TRUSTED_PROXIES",
+    ] {
+        assert!(
+            checked.contains(must),
+            "{must} was not rendered: {checked:?}"
+        );
+    }
+    // The names the operator puts in `ai.generation.order` and `ai.embedding.provider` are the
+    // service's.
+    let config =
+        std::fs::read_to_string(root.join("ai/src/generate/config.rs")).unwrap_or_default();
+    for m in [
+        AnswerModel::Extractive,
+        AnswerModel::OpenAI,
+        AnswerModel::Gemini,
+        AnswerModel::Anthropic,
+    ] {
+        assert!(config.contains(&format!("\"{}\"", m.as_str())), "{m:?}");
+    }
+    let embed = std::fs::read_to_string(root.join("ai/src/embed/mod.rs")).unwrap_or_default();
+    let variants: BTreeSet<String> = ["Local", "Openai", "Gemini"]
+        .into_iter()
+        .filter(|v| embed.contains(&format!("    {v} {{")))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    for p in [
+        EmbeddingProvider::Local,
+        EmbeddingProvider::OpenAI,
+        EmbeddingProvider::Gemini,
+    ] {
+        assert!(variants.contains(p.as_str()), "{p:?} among {variants:?}");
+    }
 }

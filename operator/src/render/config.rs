@@ -72,41 +72,137 @@ pub fn data(ctx: &Ctx<'_>) -> BTreeMap<String, String> {
             .clone()
             .unwrap_or_else(|| "protostar".into()),
     );
-    let q = &spec.quotas;
-    for (key, value) in [
-        (
-            "QUESTIONS_PER_DAY_PER_CHATBOT",
-            q.questions_per_day_per_chatbot,
-        ),
-        ("GUEST_QUESTIONS_PER_HOUR", q.guest_questions_per_hour),
-        ("DOCUMENTS_PER_CHATBOT", q.documents_per_chatbot),
-        ("MAX_UPLOAD_MEGABYTES", q.max_upload_megabytes),
-        ("CHATBOTS_PER_USER", q.chatbots_per_user),
-    ] {
-        if let Some(value) = value {
-            put(&format!("{}{key}", env::QUOTAS_PREFIX), value.to_string());
-        }
-    }
-    for p in &spec.models.providers {
-        let prefix = format!("{}{}__", env::MODELS_PREFIX, p.name.to_ascii_uppercase());
-        put(&format!("{prefix}KIND"), p.kind.as_str().into());
-        if let Some(v) = &p.endpoint {
-            put(&format!("{prefix}ENDPOINT"), v.clone());
-        }
-        if let Some(v) = &p.chat_model {
-            put(&format!("{prefix}CHAT_MODEL"), v.clone());
-        }
-        if let Some(v) = &p.embedding_model {
-            put(&format!("{prefix}EMBEDDING_MODEL"), v.clone());
-        }
-    }
     if let Some(smtp) = &spec.notifications.smtp {
         put(env::SMTP_HOST, smtp.host.clone());
         put(env::SMTP_PORT, smtp.port.to_string());
         put(env::SMTP_FROM, smtp.from.clone());
     }
+    // Rendering a key the binary refuses is a bug the tests catch (debug builds); a release
+    // build drops it rather than stop every process.
+    debug_assert!(
+        d.keys().all(|k| contract::accepts(k)),
+        "unaccepted key in {d:?}"
+    );
     d.retain(|k, _| contract::accepts(k));
     d
+}
+
+const MIB: i64 = 1024 * 1024;
+
+/// A target's own, non-secret settings, as `env` entries of its container: the internal APIs
+/// it calls, the proxies it believes, and the spec's quotas or models where they are read.
+/// These stay out of the shared ConfigMap so that each reaches only the process that reads it
+/// (every process checks the `chat` section at start, only ai reads `ai`).
+pub fn settings(ctx: &Ctx<'_>, needs: Needs) -> Vec<Value> {
+    let spec = ctx.spec;
+    let mut out: Vec<(String, String)> = Vec::new();
+    for target in needs.calls {
+        out.push((
+            env::upstream(target, "admin"),
+            format!(
+                "http://{}:{}",
+                super::service::name(ctx, target),
+                contract::ADMIN_PORT
+            ),
+        ));
+    }
+    let proxies = match needs.trusted_proxies {
+        Some(contract::Proxies::Gateway(key)) => Some((key, &spec.network.trusted_proxies)),
+        Some(contract::Proxies::Edge(key)) => Some((key, &spec.network.gateway_trusted_proxies)),
+        None => None,
+    };
+    if let Some((key, list)) = proxies.filter(|(_, list)| !list.is_empty()) {
+        out.push((key.to_owned(), list.join(",")));
+    }
+    let q = &spec.quotas;
+    if needs.quotas {
+        for (key, value) in [
+            ("GUEST_TOTAL", q.guest_total),
+            ("STARGAZER_PER_DAY", q.stargazer_per_day),
+            ("GUEST_IP_PER_DAY", q.guest_ip_per_day),
+            ("CHATBOT_PER_DAY", q.chatbot_per_day),
+        ] {
+            if let Some(value) = value {
+                out.push((
+                    format!("{}{key}", env::CHAT_QUOTAS_PREFIX),
+                    value.to_string(),
+                ));
+            }
+        }
+        if let Some(tz) = &q.timezone {
+            out.push((format!("{}TIMEZONE", env::CHAT_QUOTAS_PREFIX), tz.clone()));
+        }
+        if let Some(mb) = q.max_upload_megabytes {
+            out.push((
+                env::CHAT_MAX_UPLOAD_BYTES.into(),
+                (i64::from(mb) * MIB).to_string(),
+            ));
+        }
+    }
+    // The gateway forwards uploads to chat: its body limit stays above chat's (a MiB for the
+    // multipart framing and the title), or a raised chat limit would never be reached.
+    if needs.upstreams
+        && let Some(mb) = q.max_upload_megabytes
+    {
+        out.push((
+            env::GATEWAY_MAX_UPLOAD_BYTES.into(),
+            ((i64::from(mb) + 1) * MIB).to_string(),
+        ));
+    }
+    if needs.models {
+        out.extend(model_settings(spec));
+    }
+    debug_assert!(
+        out.iter().all(|(k, _)| contract::accepts(k)),
+        "unaccepted key in {out:?}"
+    );
+    out.into_iter()
+        .filter(|(k, _)| contract::accepts(k))
+        .map(|(name, value)| json!({ "name": name, "value": value }))
+        .collect()
+}
+
+/// `ai.generation.*` and `ai.embedding.*` without their keys (those are files).
+fn model_settings(spec: &protostar_crds::ProtostarSpec) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(g) = &spec.models.generation {
+        let order: Vec<&str> = g.order.iter().map(|m| m.as_str()).collect();
+        out.push((env::AI_GENERATION_ORDER.to_owned(), order.join(",")));
+        let mut model = |name: &str, base_url: Option<&String>, model: &String| {
+            let prefix = format!(
+                "{}{}__",
+                env::AI_GENERATION_PREFIX,
+                name.to_ascii_uppercase()
+            );
+            if let Some(url) = base_url {
+                out.push((format!("{prefix}BASE_URL"), url.clone()));
+            }
+            out.push((format!("{prefix}MODEL"), model.clone()));
+        };
+        if let Some(m) = &g.openai {
+            model("openai", Some(&m.base_url), &m.model);
+        }
+        if let Some(m) = &g.gemini {
+            model("gemini", m.base_url.as_ref(), &m.model);
+        }
+        if let Some(m) = &g.anthropic {
+            model("anthropic", m.base_url.as_ref(), &m.model);
+        }
+    }
+    if let Some(e) = &spec.models.embedding {
+        let p = env::AI_EMBEDDING_PREFIX;
+        out.push((format!("{p}PROVIDER"), e.provider.as_str().into()));
+        for (key, value) in [
+            ("MODEL_DIR", &e.model_dir),
+            ("BASE_URL", &e.base_url),
+            ("MODEL", &e.model),
+        ] {
+            if let Some(v) = value {
+                out.push((format!("{p}{key}"), v.clone()));
+            }
+        }
+    }
+    out
 }
 
 pub fn render(ctx: &Ctx<'_>) -> Object {
@@ -149,7 +245,12 @@ impl SecretFiles {
     /// Mount `keys` of Secret `secret` as files in a volume called `volume`, and point each
     /// variable at its file.
     fn add(&mut self, volume: &str, secret: &str, keys: &[(&str, String)]) {
-        // A key the binary does not accept yet would stop it from starting: mount nothing.
+        // A key the binary does not accept would stop it from starting: mount nothing (the
+        // tests fail on it first).
+        debug_assert!(
+            keys.iter().all(|(_, var)| contract::accepts(var)),
+            "{keys:?}"
+        );
         let keys: Vec<&(&str, String)> = keys
             .iter()
             .filter(|(_, var)| contract::accepts(var))
@@ -249,19 +350,49 @@ pub fn secret_files(ctx: &Ctx<'_>, needs: Needs) -> SecretFiles {
         );
     }
     if needs.models {
-        for p in &spec.models.providers {
-            if let Some(r) = &p.api_key_secret_ref {
+        // Each model's API key: `ai.generation.<model>.api_key`, `ai.embedding.api_key`.
+        let generation = spec.models.generation.as_ref();
+        for (name, secret) in [
+            (
+                "openai",
+                generation
+                    .and_then(|g| g.openai.as_ref())
+                    .and_then(|m| m.api_key_secret_ref.as_ref()),
+            ),
+            (
+                "gemini",
+                generation
+                    .and_then(|g| g.gemini.as_ref())
+                    .map(|m| &m.api_key_secret_ref),
+            ),
+            (
+                "anthropic",
+                generation
+                    .and_then(|g| g.anthropic.as_ref())
+                    .map(|m| &m.api_key_secret_ref),
+            ),
+        ] {
+            if let Some(r) = secret {
                 let var = format!(
                     "{}{}__API_KEY",
-                    env::MODELS_PREFIX,
-                    p.name.to_ascii_uppercase()
+                    env::AI_GENERATION_PREFIX,
+                    name.to_ascii_uppercase()
                 );
                 f.add(
-                    &format!("model-{}", p.name.replace('_', "-")),
+                    &format!("model-{name}"),
                     &r.name,
                     &[(&r.key, env::file(&var))],
                 );
             }
+        }
+        if let Some(r) = spec
+            .models
+            .embedding
+            .as_ref()
+            .and_then(|e| e.api_key_secret_ref.as_ref())
+        {
+            let var = format!("{}API_KEY", env::AI_EMBEDDING_PREFIX);
+            f.add("model-embedding", &r.name, &[(&r.key, env::file(&var))]);
         }
     }
     if needs.notifications {

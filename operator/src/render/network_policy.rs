@@ -1,6 +1,7 @@
 //! NetworkPolicies: only the gateway is reachable from outside; the other targets only from
-//! this instance's pods; the data stores only from the pods that use them (plus what their own
-//! operators need to manage them).
+//! this instance's pods, their admin listeners only from the gateway and from the targets that
+//! call their internal API; the data stores only from the pods that use them (plus what their
+//! own operators need to manage them).
 
 use protostar_crds::{BrokerMode, RedisMode, StoreMode};
 use serde_json::{Value, json};
@@ -72,6 +73,29 @@ pub fn render(ctx: &Ctx<'_>) -> Vec<Object> {
             ]),
         ),
     ];
+    // A target that calls another's internal API (chat asks ai for answers) reaches that
+    // target's admin listener, and nothing else of it beyond what every pod may reach.
+    for callee in contract::TARGETS {
+        let callers: Vec<&str> = contract::TARGETS
+            .into_iter()
+            .filter(|t| contract::needs(t).calls.contains(&callee))
+            .collect();
+        if callers.is_empty() {
+            continue;
+        }
+        out.push(policy(
+            ctx,
+            &format!("internal-{callee}"),
+            json!({ "matchLabels": ctx.selector(callee) }),
+            json!([{
+                "from": [{ "podSelector": {
+                    "matchLabels": { LABEL_INSTANCE: ctx.name },
+                    "matchExpressions": [{ "key": LABEL_COMPONENT, "operator": "In", "values": callers }],
+                } }],
+                "ports": [{ "protocol": "TCP", "port": contract::ADMIN_PORT }],
+            }]),
+        ));
+    }
     if ctx.spec.redis.mode == RedisMode::Managed {
         out.push(policy(
             ctx,

@@ -47,6 +47,7 @@ pub fn pod_labels(ctx: &Ctx<'_>, p: &Process) -> Value {
 pub fn pod_spec(ctx: &Ctx<'_>, p: &Process) -> Value {
     let files = config::secret_files(ctx, p.needs);
     let mut env_vars = files.env;
+    env_vars.extend(config::settings(ctx, p.needs));
     env_vars.extend(p.extra_env.iter().cloned());
     let mut container = json!({
         "name": p.component,
