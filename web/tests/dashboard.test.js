@@ -122,6 +122,18 @@ test("a recruiter redeems an invite on the dashboard, exports the account and de
   await page.fill("#auth-name", "민지");
   await page.click("form.auth button[type=submit]");
 
+  // Talent search first, as the recruiter they are: Haneul (the first test's protostar, with
+  // two ready documents) opts in and is found, with the passages that match.
+  const haneul = await call(server.public, "/api/auth/login", { method: "POST", body: { email: "haneul@example.org", password: PASSWORD } });
+  await call(server.public, "/api/chatbots/mine", { method: "PATCH", token: haneul.accessToken, body: { talentSearch: true } });
+  await page.fill("#talent-q", "Rust backend engineer who built payment settlement");
+  await page.click("#talent-box button[type=submit]");
+  const found = page.locator("#talent-box ol.talent li").first();
+  await found.waitFor({ timeout: 15000 });
+  assert.match(await found.textContent(), /Haneul Kim/);
+  assert.ok(await found.locator("details blockquote").count() >= 1);
+  await shot(page, "dashboard-talent");
+
   await page.fill("#invite-code", invites[0].code);
   await page.click("#redeem button[type=submit]");
   await page.locator("#tab-documents").waitFor({ timeout: 30000 });

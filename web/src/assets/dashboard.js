@@ -10,8 +10,9 @@ import { documents } from "./documents.js";
 import { settings } from "./settings.js";
 import { insights } from "./insights.js";
 import { account, redeemCard } from "./account.js";
+import { talent } from "./talent.js";
 
-const SECTIONS = { documents, chatbot: settings, insights, account };
+const SECTIONS = { documents, chatbot: settings, insights, talent, account };
 let stop = null;
 
 function route() {
@@ -28,9 +29,11 @@ function route() {
   if (s.role !== "protostar" && s.role !== "admin") {
     main.replaceChildren(
       el("p", { class: "muted" }, t("stargazerNote")),
+      el("section", { id: "talent-box" }),
       redeemCard(route),
-      el("section", { class: "card", id: "account-box" }),
+      el("section", { id: "account-box" }),
     );
+    talent($("#talent-box"));
     account($("#account-box"));
     return;
   }

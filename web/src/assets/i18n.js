@@ -49,6 +49,8 @@ const STRINGS = {
     target: "Target", placement: "Where", ready: "Ready", detail: "Detail", version: "Version", rateLimits: "Rate limits",
     adminOnly: "This account is not an admin.", refresh: "Refresh", yes: "yes", no: "no",
     loading: "Loading…", error: "Something went wrong",
+    talent: "Talent search", talentLabel: "Who are you looking for?", talentHint: "e.g. Rust backend engineer with payments experience",
+    search: "Search", noTalent: "Nobody who opted in matches that yet.",
   },
   ko: {
     signIn: "로그인", signUp: "가입하기", signOut: "로그아웃", email: "이메일", password: "비밀번호",
@@ -97,6 +99,8 @@ const STRINGS = {
     target: "대상", placement: "위치", ready: "준비", detail: "상세", version: "버전", rateLimits: "속도 제한",
     adminOnly: "관리자 계정이 아닙니다.", refresh: "새로 고침", yes: "예", no: "아니요",
     loading: "불러오는 중…", error: "문제가 생겼습니다",
+    talent: "인재 검색", talentLabel: "어떤 사람을 찾나요?", talentHint: "예: 결제 경험이 있는 Rust 백엔드 개발자",
+    search: "검색", noTalent: "아직 조건에 맞는 사람이 없습니다.",
   },
 };
 
