@@ -4,14 +4,16 @@
 //! of an enum): the answer must not be the "nothing at this address" 404 nor a 405; an
 //! operation that documents a required role must say `401`; and whatever the status, the
 //! document must list it for that operation. Then a walk through the API with real tokens
-//! checks that the answers carry the fields the document names, and no others, and that each
+//! checks that the answers carry the fields the document names, and no others (a streamed
+//! answer's events too, each with the data its event is documented with), and that each
 //! documented role is the least one that works (a token of the role below it is `403`).
 
 mod openapi_schema;
 
 mod common;
 
-use common::{Server, command, serve};
+use common::{PASSWORD, Server, create_admin, data_dir, serve, serve_targets};
+use futures::StreamExt;
 use kernel::testing::TestDb;
 use openapi_schema::{concrete_paths, conforms, sample, template_params};
 use serde_json::{Value, json};
@@ -36,19 +38,10 @@ async fn ready(server: &Server) -> reqwest::Client {
     }
 }
 
-fn temp_dir() -> std::path::PathBuf {
-    let data = std::env::temp_dir().join(format!(
-        "protostar-openapi-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&data).unwrap();
-    data
-}
-
 #[tokio::test]
 async fn every_documented_route_exists_in_the_binary() {
     let db = TestDb::new().await;
-    let data = temp_dir();
+    let data = data_dir("openapi");
     let server = serve(&db, &data);
     let client = ready(&server).await;
 
@@ -139,22 +132,30 @@ struct Api<'a> {
 }
 
 impl Api<'_> {
-    /// `op` is `METHOD /template`; `params` fill the template's parameters in order. The answer
-    /// must have status `expect`, be documented for that status, and have the documented fields.
-    async fn check(
+    /// The request `op` names, `METHOD /template` with an optional `?query`, `params` filling
+    /// the template's parameters in order; and the operation as documented.
+    fn request(
         &self,
         op: &str,
         params: &[&str],
         token: Option<&str>,
         body: Body,
-        expect: u16,
-    ) -> Value {
-        let (method, template) = op.split_once(' ').unwrap();
+    ) -> (reqwest::RequestBuilder, &Value) {
+        let (method, target) = op.split_once(' ').unwrap();
+        let (template, query) = match target.split_once('?') {
+            Some((t, q)) => (t, Some(q)),
+            None => (target, None),
+        };
         let mut path = template.to_owned();
         for (name, value) in template_params(template).iter().zip(params) {
             path = path.replace(&format!("{{{name}}}"), value);
         }
+        if let Some(q) = query {
+            path = format!("{path}?{q}");
+        }
         let item = &self.doc["paths"][template];
+        let operation = &item[method.to_lowercase()];
+        assert!(operation.is_object(), "{op} is not documented");
         let base = match item["x-listener"].as_str() {
             Some("admin") => &self.server.admin,
             _ => &self.server.public,
@@ -170,6 +171,20 @@ impl Api<'_> {
             Body::Json(v) => req.json(&v),
             Body::Raw(ct, bytes) => req.header("content-type", ct).body(bytes),
         };
+        (req, operation)
+    }
+
+    /// `op` as in [`Api::request`]. The answer must have status `expect`, be documented for
+    /// that status, and have the documented fields.
+    async fn check(
+        &self,
+        op: &str,
+        params: &[&str],
+        token: Option<&str>,
+        body: Body,
+        expect: u16,
+    ) -> Value {
+        let (req, operation) = self.request(op, params, token, body);
         let res = req.send().await.unwrap();
         let status = res.status().as_u16();
         let content_type = res
@@ -180,7 +195,7 @@ impl Api<'_> {
             .to_owned();
         let text = res.text().await.unwrap();
         assert_eq!(status, expect, "{op}: {text}");
-        let mut documented = &item[method.to_lowercase()]["responses"][status.to_string()];
+        let mut documented = &operation["responses"][status.to_string()];
         if let Some(r) = documented["$ref"].as_str() {
             documented = self.doc.pointer(&r[1..]).unwrap();
         }
@@ -204,6 +219,63 @@ impl Api<'_> {
         }
         body
     }
+
+    /// `op` asked for `text/event-stream`: a `200` stream, documented as one, whose every event
+    /// is named in the stream's `x-events` and carries data of that event's schema. The events
+    /// in order, their data parsed.
+    async fn check_events(
+        &self,
+        op: &str,
+        params: &[&str],
+        token: Option<&str>,
+        body: Value,
+    ) -> Vec<(String, Value)> {
+        let (req, operation) = self.request(op, params, token, Body::Json(body));
+        let res = req
+            .header("accept", "text/event-stream")
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let content_type = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        if status != 200 {
+            panic!("{op}: {status} {}", res.text().await.unwrap_or_default());
+        }
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "{op}: answered as {content_type}"
+        );
+        let stream = &operation["responses"]["200"]["content"]["text/event-stream"];
+        assert!(stream.is_object(), "{op}: no stream is documented");
+        let events: Vec<_> =
+            kernel::sse::events(res.bytes_stream(), kernel::sse::DEFAULT_MAX_EVENT_BYTES)
+                .map(|e| e.unwrap())
+                .collect()
+                .await;
+        assert!(!events.is_empty(), "{op}: an empty stream");
+        events
+            .into_iter()
+            .map(|e| {
+                let schema = &stream["x-events"][e.event.as_str()];
+                assert!(
+                    schema.is_object(),
+                    "{op}: the event `{}` is not documented",
+                    e.event
+                );
+                let data: Value = serde_json::from_str(&e.data)
+                    .unwrap_or_else(|err| panic!("{op}: `{}` data is not JSON ({err})", e.event));
+                if let Err(err) = conforms(&self.doc, schema, &data, &e.event) {
+                    panic!("{op}: {err}\n{data:#}");
+                }
+                (e.event, data)
+            })
+            .collect()
+    }
 }
 
 impl Api<'_> {
@@ -220,6 +292,10 @@ impl Api<'_> {
                 let Some(role) = op["x-required-role"].as_str() else {
                     continue;
                 };
+                if role == "guest" {
+                    // Every token has it: there is no role below.
+                    continue;
+                }
                 let (_, token) = below.iter().find(|(r, _)| *r == role).unwrap();
                 for path in concrete_paths(template, op) {
                     checked += 1;
@@ -249,25 +325,18 @@ fn token(pair: &Value) -> String {
     pair["accessToken"].as_str().unwrap().to_owned()
 }
 
-/// Signs up, becomes a protostar through an invite, uploads a document, and has an admin look
-/// around: every answer on the way must carry the fields the document names, no others.
+/// Signs up, becomes a protostar through an invite, uploads a document, sets up a chatbot that a
+/// guest asks and its owner corrects, and has an admin look around: every answer on the way must
+/// carry the fields the document names, no others.
 #[tokio::test]
 async fn answers_have_the_documented_fields() {
     use Body::{Json, None as Nothing};
-    const PASSWORD: &str = "a long enough passphrase";
     let db = TestDb::new().await;
-    let data = temp_dir();
-    let password_file = data.join("admin-password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let out = command(&db, &data)
-        .args(["admin", "create-admin", "--email", "root@example.org"])
-        .arg("--password-file")
-        .arg(&password_file)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    let server = serve(&db, &data);
+    let data = data_dir("openapi");
+    create_admin(&db, &data, "root@example.org");
+    // One question for a guest, so that the second shows the quota's refusal.
+    let one_question = [("PROTOSTAR_CHAT__QUOTAS__GUEST_TOTAL", "1".to_owned())];
+    let server = serve_targets(&db, &data, "all", &one_question);
     let api = Api {
         client: ready(&server).await,
         doc: serde_json::from_str(gateway::openapi::DOCUMENT).unwrap(),
@@ -377,12 +446,150 @@ async fn answers_have_the_documented_fields() {
     api.check("GET /api/documents/{id}", &id, owner, Nothing, 404)
         .await;
 
+    let nothing = uuid::Uuid::new_v4().to_string();
+    // The chatbot: made on its owner's first look, changed, seen by a visitor.
+    api.check("GET /api/chatbots/mine", &[], owner, Nothing, 200)
+        .await;
+    let wrong = json!({"voice": "second_person", "theme": {"accent": "blue"}});
+    let bad = api
+        .check("PATCH /api/chatbots/mine", &[], owner, Json(wrong), 400)
+        .await;
+    assert_eq!(bad["errors"].as_array().unwrap().len(), 2, "{bad}");
+    let change = json!({
+        "slug": "nova-s",
+        "greeting": "Ask me about Nova's work.",
+        "allowedOrigins": ["https://nova.example"],
+        "theme": {"accent": "#0F766E"},
+        "talentSearch": true
+    });
+    let mine = api
+        .check("PATCH /api/chatbots/mine", &[], owner, Json(change), 200)
+        .await;
+    let slug = [mine["slug"].as_str().unwrap()];
+    api.check("GET /api/chatbots/{slug}", &slug, None, Nothing, 200)
+        .await;
+    api.check("GET /api/chatbots/{slug}", &["nobody"], None, Nothing, 404)
+        .await;
+
+    // A guest asks its one question: nothing covers it, so nothing is cited.
+    let visitor = Some(guest.as_str());
+    let ask = "POST /api/chatbots/{slug}/ask";
+    let quota = "GET /api/chatbots/{slug}/quota";
+    api.check(quota, &slug, visitor, Nothing, 200).await;
+    let empty = json!({"question": "  "});
+    api.check(ask, &slug, visitor, Json(empty), 400).await;
+    let pizza = "What is Nova's favourite pizza topping?";
+    let elsewhere = json!({"question": pizza, "conversationId": uuid::Uuid::new_v4().to_string()});
+    api.check(ask, &slug, visitor, Json(elsewhere), 404).await;
+    let question = json!({"question": pizza});
+    let answer = api
+        .check(ask, &slug, visitor, Json(question.clone()), 200)
+        .await;
+    assert_eq!(answer["supported"], false, "{answer}");
+    let spent = api.check(quota, &slug, visitor, Nothing, 200).await;
+    assert_eq!(spent["remaining"], 0, "{spent}");
+    let refused = api.check(ask, &slug, visitor, Json(question), 429).await;
+    assert_eq!(
+        refused["type"], "https://protostar.dev/problems/quota-exceeded",
+        "{refused}"
+    );
+    api.check("GET /api/chatbots/{slug}/quota", &slug, owner, Nothing, 200)
+        .await;
+
+    // The guest's history and thumbs; the owner's correction.
+    api.check("GET /api/conversations", &[], visitor, Nothing, 200)
+        .await;
+    let thread = [answer["conversationId"].as_str().unwrap()];
+    let one = "GET /api/conversations/{id}";
+    api.check(one, &thread, visitor, Nothing, 200).await;
+    api.check(one, &thread, owner, Nothing, 404).await;
+    let answer_id = [answer["answerId"].as_str().unwrap()];
+    let feedback = "POST /api/answers/{id}/feedback";
+    let sideways = json!({"rating": "sideways"});
+    api.check(feedback, &answer_id, visitor, Json(sideways), 400)
+        .await;
+    let down = json!({"rating": "down", "comment": "Not covered."});
+    api.check(feedback, &answer_id, visitor, Json(down.clone()), 204)
+        .await;
+    api.check(feedback, &answer_id, owner, Json(down), 404)
+        .await;
+    let rated = api.check(one, &thread, visitor, Nothing, 200).await;
+    assert_eq!(rated["turns"][0]["feedback"]["rating"], "down", "{rated}");
+    let correction = "POST /api/answers/{id}/correction";
+    let fix = json!({"answer": "Margherita, always."});
+    api.check(
+        correction,
+        &answer_id,
+        owner,
+        Json(json!({"answer": ""})),
+        400,
+    )
+    .await;
+    api.check(
+        correction,
+        &[nothing.as_str()],
+        owner,
+        Json(fix.clone()),
+        404,
+    )
+    .await;
+    api.check(correction, &answer_id, owner, Json(fix), 201)
+        .await;
+
+    // Once ai has indexed the correction, it answers the question, cited: as JSON, and as a
+    // stream whose every event has its documented data.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let cited = loop {
+        let question = json!({"question": pizza});
+        let v = api.check(ask, &slug, owner, Json(question), 200).await;
+        if v["citations"].as_array().is_some_and(|c| !c.is_empty()) {
+            break v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the correction was never cited: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(cited["citations"][0]["pinned"], true, "{cited}");
+    let question = json!({"question": pizza, "conversationId": cited["conversationId"]});
+    let events = api.check_events(ask, &slug, owner, question).await;
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(names.first(), Some(&"token"), "{names:?}");
+    assert!(names.contains(&"citation"), "{names:?}");
+    assert_eq!(names.last(), Some(&"done"), "{names:?}");
+    let thread = [cited["conversationId"].as_str().unwrap()];
+    let told = api.check(one, &thread, owner, Nothing, 200).await;
+    assert_eq!(told["turns"].as_array().unwrap().len(), 2, "{told}");
+
+    // What the owner learns, and what a recruiter finds.
+    let insights = "GET /api/chatbots/mine/insights";
+    let learnt = api
+        .check(&format!("{insights}?days=7"), &[], owner, Nothing, 200)
+        .await;
+    assert!(
+        learnt["totals"]["questions"].as_i64().unwrap() >= 3,
+        "{learnt}"
+    );
+    api.check(&format!("{insights}?days=0"), &[], owner, Nothing, 400)
+        .await;
+    let recruiter = Some(user.as_str());
+    let search = "GET /api/talent/search";
+    api.check(
+        &format!("{search}?q=embedded%20Rust"),
+        &[],
+        recruiter,
+        Nothing,
+        200,
+    )
+    .await;
+    api.check(search, &[], recruiter, Nothing, 400).await;
+
     let nova = [pair["subject"].as_str().unwrap()];
     let role = json!({"role": "protostar"});
     let change = "PATCH /admin/api/users/{id}";
     api.check(change, &nova, admin, Json(role), 200).await;
     let retry = "POST /admin/api/dead-letters/{schema}/{id}/retry";
-    let nothing = uuid::Uuid::new_v4().to_string();
     api.check(retry, &["users", &nothing], admin, Nothing, 404)
         .await;
     let confirm = json!({"token": "made-up", "password": PASSWORD});

@@ -1,6 +1,6 @@
 //! Reading the OpenAPI document in tests: its paths made concrete, a body checked against a
 //! schema, the least body a schema accepts. Only what our document uses is understood
-//! (`$ref`, `allOf`, `type`, `enum`, `const`, `properties`, `required`, `items`,
+//! (`$ref`, `allOf`, `anyOf`, `type`, `enum`, `const`, `properties`, `required`, `items`,
 //! `additionalProperties`); it is not a general JSON Schema validator.
 
 use serde_json::{Value, json};
@@ -60,6 +60,17 @@ pub fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<
         }
         let flat = json!({"type": "object", "properties": merged, "required": required});
         return conforms(doc, &flat, value, at);
+    }
+    if let Some(alternatives) = schema["anyOf"].as_array() {
+        // The first that fits; a body that fits none is described by each one's complaint.
+        let mut why = Vec::new();
+        for alt in alternatives {
+            match conforms(doc, alt, value, at) {
+                Ok(()) => return Ok(()),
+                Err(e) => why.push(e),
+            }
+        }
+        return Err(format!("{at}: fits none of anyOf ({})", why.join("; ")));
     }
     if let Some(c) = schema.get("const") {
         return (c == value)
