@@ -310,14 +310,17 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
 
   function quotaSpent(p) {
     const limit = p.limit ?? 3;
-    const daily = (p.period || state.period) === "day";
+    // A refusal that ends (a stargazer's day, a guest address's day) says when; a guest's total does not.
+    const daily = Boolean(p.resetsAt) || (p.period || state.period) === "day";
     let text = daily ? t.quotaDay(limit) : t.quota(limit);
-    if (daily && p.resetsAt) {
+    if (p.resetsAt) {
       const when = new Date(p.resetsAt);
       if (!Number.isNaN(when.getTime())) text += t.resets(when.toLocaleString(lang === "ko" ? "ko-KR" : "en-US", { dateStyle: "medium", timeStyle: "short" }));
     }
-    const link = el("a", { href: `${api}/c/${encodeURIComponent(slug)}#sign-in`, target: pageMode ? null : "_blank", rel: "noopener" }, t.signIn);
-    showAlert(text, " ", link);
+    // Signing in helps a guest only; a signed-in visitor waits for the reset.
+    const guest = state.tokenProvider === guestToken;
+    const link = guest ? el("a", { href: `${api}/c/${encodeURIComponent(slug)}#sign-in`, target: pageMode ? null : "_blank", rel: "noopener" }, t.signIn) : null;
+    showAlert(text, ...(link ? [" ", link] : []));
     block(true);
     status.textContent = t.left(0);
     host.dispatchEvent(new CustomEvent("protostar:quota", { bubbles: true, composed: true, detail: p }));
