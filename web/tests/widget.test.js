@@ -15,6 +15,7 @@ let chromium;
 let slug;
 let allowed;
 let refused;
+let owner;
 
 /** The blog's own CSP: scripts from itself and us, styles from itself only, calls to us only. */
 const strictCsp = (api) => `default-src 'none'; script-src 'self' ${api}; style-src 'self'; connect-src ${api}; img-src 'self'; base-uri 'none'; form-action 'self'`;
@@ -27,6 +28,7 @@ before(async () => {
   server = await startServer();
   chromium = await browser();
   const pair = await protostar(server, "haneul@example.org", "Haneul Kim");
+  owner = pair;
   const form = new FormData();
   form.append("file", new Blob([readFileSync(join(fixtures, "cover-letter-en.txt"))]), "cover-letter-en.txt");
   const res = await fetch(`${server.public}/api/documents`, { method: "POST", headers: { Authorization: `Bearer ${pair.accessToken}` }, body: form });
@@ -213,4 +215,34 @@ test("keyboard only: open, ask, read the answer, close", async () => {
   assert.ok(await p.locator("protostar-chat .panel").isHidden());
   assert.equal(await focused(), "button.launcher");
   await context.close();
+});
+
+test("Korean and dark: data-lang and data-theme", async () => {
+  const site = await blog(`<!doctype html><html lang="ko"><head><meta charset="utf-8"><title>하늘의 블로그</title></head>
+<body><h1>하늘의 블로그</h1><script src="${server.public}/widget.js" data-chatbot="${slug}" data-lang="ko" data-theme="dark" async></script></body></html>`,
+  { "Content-Security-Policy": strictCsp(server.public) });
+  try {
+    await call(server.public, "/api/chatbots/mine", { method: "PATCH", token: owner.accessToken, body: { allowedOrigins: [allowed.origin, site.origin] } });
+    await until("the Korean blog's origin to be allowed", 15000, async () => {
+      const r = await fetch(`${server.public}/api/chatbots/${slug}`, { headers: { Origin: site.origin } });
+      return r.headers.get("access-control-allow-origin") === site.origin;
+    });
+    const context = await chromium.newContext({ viewport: { width: 900, height: 760 }, colorScheme: "light" });
+    const p = await context.newPage();
+    const problems = await watch(p);
+    await p.goto(site.origin);
+    const launcher = p.locator("protostar-chat .launcher");
+    assert.equal(await launcher.getAttribute("aria-label"), "채팅 열기");
+    await launcher.click();
+    await p.locator("protostar-chat .status", { hasText: "남은 질문" }).waitFor();
+    assert.equal(await p.locator("protostar-chat textarea").getAttribute("placeholder"), "궁금한 점을 물어보세요…");
+    // Dark because the page asked for it, whatever the visitor's system prefers.
+    const bg = await p.locator("protostar-chat .panel").evaluate((e) => getComputedStyle(e).backgroundColor);
+    assert.equal(bg, "rgb(27, 27, 36)");
+    await shot(p, "widget-ko-dark");
+    assert.deepEqual(problems, []);
+    await context.close();
+  } finally {
+    await site.close();
+  }
 });
