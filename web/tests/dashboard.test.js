@@ -45,6 +45,13 @@ test("two dropped files are uploaded with progress and both reach ready", async 
     for (const f of list) dt.items.add(new File([f.text], f.name, { type: f.type }));
     return dt;
   }, files);
+  // Count the per-file progress bars as they come and go.
+  await page.evaluate(() => {
+    window.__bars = new Set();
+    new MutationObserver(() => {
+      for (const bar of document.querySelectorAll(".uploads progress")) window.__bars.add(bar.getAttribute("aria-label"));
+    }).observe(document.body, { subtree: true, childList: true });
+  });
   await page.dispatchEvent("label.drop", "dragenter", { dataTransfer: transfer });
   await page.dispatchEvent("label.drop", "drop", { dataTransfer: transfer });
 
@@ -54,6 +61,7 @@ test("two dropped files are uploaded with progress and both reach ready", async 
     const r = [...document.querySelectorAll("table.docs tbody tr")];
     return r.length === 2 && r.every((x) => x.dataset.status === "ready");
   }, null, { timeout: 120000, polling: 250 });
+  assert.deepEqual(await page.evaluate(() => [...window.__bars].sort()), ["Uploading cover-letter-en.txt", "Uploading resume-ko.md"]);
   const titles = await page.locator("table.docs .doc-title").allTextContents();
   assert.equal(titles.length, 2);
   const chunks = await page.locator("table.docs tbody td:nth-child(4)").allTextContents();
