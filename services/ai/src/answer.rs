@@ -24,9 +24,8 @@ use kernel::tokens::Caller;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use std::sync::Arc;
-use uuid::Uuid;
 
-pub const PATH: &str = "/internal/ai/answer";
+pub const PATH: &str = kernel::ai_api::ANSWER_PATH;
 pub const MAX_QUESTION_CHARS: usize = 2000;
 
 /// Config key `ai.answer`.
@@ -121,40 +120,7 @@ impl AnswerConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct AskBody {
-    pub question: String,
-    /// The chatbot's owner: only their documents and corrections are searched.
-    pub owner_id: Uuid,
-    /// How the chatbot names its owner.
-    pub candidate: String,
-    #[serde(default)]
-    pub persona: Option<String>,
-    #[serde(default)]
-    pub voice: Voice,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Citation {
-    pub n: usize,
-    pub document_id: Uuid,
-    pub document_title: String,
-    pub location: String,
-    pub quote: String,
-    pub pinned: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Done {
-    pub supported: bool,
-    pub model: String,
-    /// The best passage's similarity to the question (0 when nothing was found).
-    pub support: f64,
-    pub question_embedding: Vec<f32>,
-}
+pub use kernel::ai_api::{AskBody, Citation, Done};
 
 /// One step of an answer, in the order they stream.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use kernel::Problem;
 use kernel::db::Database;
 use kernel::http::Json;
 use kernel::tokens::Caller;
-use serde::{Deserialize, Serialize};
+
 use sqlx::{Executor, Row};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -25,41 +25,7 @@ pub const MAX_K: usize = 50;
 const KEYWORD_CANDIDATES: i64 = 300;
 pub const MAX_OWNERS: usize = 1000;
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RetrieveRequest {
-    pub query: String,
-    pub owner_ids: Vec<Uuid>,
-    pub k: usize,
-    /// Chunks of the first owner (the chatbot's own) before any other owner's.
-    #[serde(default)]
-    pub pinned_first: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct RetrievedChunk {
-    pub chunk_id: Uuid,
-    pub document_id: Uuid,
-    pub owner_id: Uuid,
-    pub document_title: String,
-    pub location: String,
-    pub text: String,
-    /// Reciprocal rank fusion score: higher is better; only the order means anything.
-    pub score: f64,
-    /// Cosine similarity of the chunk to the question, when the vector leg found it: the
-    /// evidence that a passage supports an answer at all.
-    #[serde(default)]
-    pub similarity: Option<f64>,
-    /// A correction the owner wrote (see `corrections`).
-    #[serde(default)]
-    pub pinned: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RetrieveResponse {
-    pub chunks: Vec<RetrievedChunk>,
-}
+pub use kernel::ai_api::{RetrieveRequest, RetrieveResponse, RetrievedChunk};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RetrieveError {
@@ -246,6 +212,6 @@ impl axum::extract::FromRef<RouteState> for Arc<kernel::tokens::TokenVerifier> {
 
 pub fn router(state: RouteState) -> axum::Router {
     axum::Router::new()
-        .route("/internal/ai/retrieve", axum::routing::post(route))
+        .route(kernel::ai_api::RETRIEVE_PATH, axum::routing::post(route))
         .with_state(state)
 }

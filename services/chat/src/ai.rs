@@ -5,33 +5,12 @@
 use axum::body::Body;
 use futures::{Stream, StreamExt};
 use kernel::Problem;
+use kernel::ai_api::{self, AskBody, RetrieveRequest, RetrieveResponse};
 use kernel::internal::InternalClient;
 use kernel::sse::{DEFAULT_MAX_EVENT_BYTES, events};
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-/// One citation, as ai sends it and as chat stores and shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct Citation {
-    pub n: usize,
-    pub document_id: Uuid,
-    pub document_title: String,
-    pub location: String,
-    pub quote: String,
-    #[serde(default)]
-    pub pinned: bool,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Done {
-    pub supported: bool,
-    pub model: String,
-    pub support: f64,
-    #[serde(default)]
-    pub question_embedding: Vec<f32>,
-}
+pub use kernel::ai_api::{Citation, Done, RetrievedChunk as Passage};
 
 /// One step of an answer as it streams from ai.
 #[derive(Debug, Clone)]
@@ -41,44 +20,6 @@ pub enum Step {
     Done(Done),
     /// The answer failed after it started; `detail` says why.
     Failed(String),
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AskAi<'a> {
-    pub question: &'a str,
-    pub owner_id: Uuid,
-    pub candidate: &'a str,
-    pub persona: Option<&'a str>,
-    pub voice: &'a str,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RetrieveAi<'a> {
-    pub query: &'a str,
-    pub owner_ids: &'a [Uuid],
-    pub k: usize,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Passage {
-    pub document_id: Uuid,
-    pub owner_id: Uuid,
-    pub document_title: String,
-    pub location: String,
-    pub text: String,
-    pub score: f64,
-    #[serde(default)]
-    pub similarity: Option<f64>,
-    #[serde(default)]
-    pub pinned: bool,
-}
-
-#[derive(Deserialize)]
-struct Retrieved {
-    chunks: Vec<Passage>,
 }
 
 #[derive(Clone)]
@@ -140,10 +81,10 @@ impl Ai {
     pub async fn answer(
         &self,
         bearer: &str,
-        ask: &AskAi<'_>,
+        ask: &AskBody,
     ) -> Result<impl Stream<Item = Step> + Send + use<>, Problem> {
         let res = self
-            .post("/internal/ai/answer", bearer, ask, "text/event-stream")
+            .post(ai_api::ANSWER_PATH, bearer, ask, "text/event-stream")
             .await?;
         let stream = events(res.into_body().into_data_stream(), DEFAULT_MAX_EVENT_BYTES);
         let steps = stream
@@ -171,15 +112,15 @@ impl Ai {
     pub async fn retrieve(
         &self,
         bearer: &str,
-        query: &RetrieveAi<'_>,
+        query: &RetrieveRequest,
     ) -> Result<Vec<Passage>, Problem> {
         let res = self
-            .post("/internal/ai/retrieve", bearer, query, "application/json")
+            .post(ai_api::RETRIEVE_PATH, bearer, query, "application/json")
             .await?;
         let body = axum::body::to_bytes(res.into_body(), 16 * 1024 * 1024)
             .await
             .map_err(unavailable)?;
-        let r: Retrieved = serde_json::from_slice(&body).map_err(unavailable)?;
+        let r: RetrieveResponse = serde_json::from_slice(&body).map_err(unavailable)?;
         Ok(r.chunks)
     }
 }

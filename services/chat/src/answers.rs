@@ -7,13 +7,13 @@
 
 use crate::Chat;
 use crate::ask::Origin;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use kernel::events::chat::{CORRECTION_SAVED, CorrectionSaved};
 use kernel::events::outbox;
-use kernel::http::Json;
+use kernel::http::{Json, Path};
 use kernel::tokens::{Caller, Role};
 use kernel::{FieldError, Problem};
 use serde::{Deserialize, Serialize};

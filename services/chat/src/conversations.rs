@@ -4,10 +4,10 @@
 
 use crate::Chat;
 use crate::ai::Citation;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use chrono::{DateTime, Utc};
 use kernel::Problem;
-use kernel::http::Json;
+use kernel::http::{Json, Path};
 use kernel::tokens::Caller;
 use serde::Serialize;
 use sqlx::Row;

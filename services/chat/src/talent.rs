@@ -8,11 +8,10 @@
 //! others' questions, not documents, so they are left out.
 
 use crate::Chat;
-use crate::ai::RetrieveAi;
 use crate::ask::Origin;
 use crate::chatbots::store;
-use axum::extract::{Query, State};
-use kernel::http::Json;
+use axum::extract::State;
+use kernel::http::{Json, Query};
 use kernel::tokens::{Caller, Role};
 use kernel::{ConfigError, FieldError, Problem};
 use serde::{Deserialize, Serialize};
@@ -119,10 +118,11 @@ pub async fn search(
         .ai
         .retrieve(
             &origin.bearer,
-            &RetrieveAi {
-                query: q,
-                owner_ids: &owners,
+            &kernel::ai_api::RetrieveRequest {
+                query: q.to_owned(),
+                owner_ids: owners,
                 k: 50,
+                pinned_first: false,
             },
         )
         .await?;
@@ -148,7 +148,7 @@ pub async fn search(
             let (score, evidence) = by_owner.remove(&b.owner_id)?;
             Some(Candidate {
                 slug: b.slug,
-                candidate: b.name.clone(),
+                candidate: b.owner_name.clone().unwrap_or_else(|| b.name.clone()),
                 name: b.name,
                 score,
                 evidence,

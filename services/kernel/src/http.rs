@@ -226,6 +226,54 @@ impl<T: serde::Serialize> IntoResponse for Json<T> {
     }
 }
 
+/// `axum::extract::Path` whose rejections are problems: `/api/answers/not-a-uuid` is a
+/// `400 invalid-request` in problem+json, not axum's plain text.
+pub struct Path<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Path<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Path(v))
+            .map_err(|e| match e {
+                axum::extract::rejection::PathRejection::FailedToDeserializePathParams(e) => {
+                    Problem::invalid(format!("The address is not valid: {}", e.body_text()))
+                }
+                other => Problem::internal(anyhow::anyhow!("path parameters: {other}")),
+            })
+    }
+}
+
+/// `axum::extract::Query` whose rejections are problems (`400 invalid-request`).
+pub struct Query<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for Query<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Query(v))
+            .map_err(|e| Problem::invalid(format!("The query is not valid: {}", e.body_text())))
+    }
+}
+
 /// Resolves when the process is asked to stop (SIGTERM from Kubernetes, Ctrl-C at a terminal).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

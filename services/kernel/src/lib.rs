@@ -1,6 +1,7 @@
 //! The plumbing every Protostar service shares. A service adds its own logic on top of these
 //! parts and re-implements none of them.
 
+pub mod ai_api;
 pub mod client_address;
 pub mod config;
 pub mod http;

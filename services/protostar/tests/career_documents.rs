@@ -6,9 +6,9 @@
 
 mod common;
 
-use common::{BIN, PASSWORD, command, serve, until};
+use common::{Api, BIN, create_admin, data_dir, serve};
 use kernel::testing::TestDb;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -27,187 +27,34 @@ payments per second, halving its latency, and I ran the on-call rotation.\n\n\
 I would like to bring the same care for reliability to your platform team.\n\n\
 Kind regards,\nMinjun Kim\n";
 
-/// A `multipart/form-data` body with one file part, written out by hand.
-fn multipart(filename: &str, bytes: &[u8]) -> (String, Vec<u8>) {
-    let boundary = format!("protostar-{}", uuid::Uuid::new_v4().simple());
-    let mut body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{filename}\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-struct Session {
-    client: reqwest::Client,
-    public: String,
-}
-
-impl Session {
-    async fn post(&self, path: &str, token: Option<&str>, body: Value) -> reqwest::Response {
-        let mut req = self
-            .client
-            .post(format!("{}{path}", self.public))
-            .json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.unwrap()
-    }
-
-    async fn get(&self, path: &str, token: &str) -> reqwest::Response {
-        self.client
-            .get(format!("{}{path}", self.public))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn signup(&self, email: &str) -> (String, String) {
-        let res = self
-            .post(
-                "/api/auth/signup",
-                None,
-                json!({"email": email, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(res.status(), 201);
-        let v: Value = res.json().await.unwrap();
-        (
-            v["accessToken"].as_str().unwrap().to_owned(),
-            v["refreshToken"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    async fn upload(&self, token: &str, filename: &str, bytes: &[u8]) -> Value {
-        let (content_type, body) = multipart(filename, bytes);
-        let res = self
-            .client
-            .post(format!("{}/api/documents", self.public))
-            .bearer_auth(token)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 202, "{filename}");
-        res.json().await.unwrap()
-    }
-}
-
 #[tokio::test]
 async fn an_upload_becomes_ready_through_the_binary() {
     let db = TestDb::new().await;
-    let data = std::env::temp_dir().join(format!(
-        "protostar-documents-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&data).unwrap();
-    let password_file = data.join("admin-password");
-    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
-    let out = command(&db, &data)
-        .args([
-            "admin",
-            "create-admin",
-            "--email",
-            "root@example.org",
-            "--password-file",
-        ])
-        .arg(&password_file)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-
+    let data = data_dir("documents");
+    create_admin(&db, &data, "root@example.org");
     let server = serve(&db, &data);
-    let s = Session {
-        client: kernel::http::client(Duration::from_secs(30)),
-        public: server.public.clone(),
-    };
-    until("readiness", Duration::from_secs(60), || async {
-        s.client
-            .get(format!("{}/readyz", server.public))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    let s = Api::new(&server.public, &server.admin);
+    s.ready().await;
+    let admin = s.login("root@example.org").await;
 
-    // An invite from the admin makes Minjun a protostar at his next refresh.
-    let res = s
-        .post(
-            "/api/auth/login",
-            None,
-            json!({"email": "root@example.org", "password": PASSWORD}),
-        )
-        .await;
-    let admin_token = res.json::<Value>().await.unwrap()["accessToken"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let res = s
-        .client
-        .post(format!("{}/admin/api/invites", server.admin))
-        .bearer_auth(&admin_token)
-        .json(&json!({"count": 1, "uses": 1}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
-    let code = res.json::<Value>().await.unwrap()["invites"][0]["code"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (stargazer_token, mut refresh) = s.signup("minjun@example.org").await;
-    // The profile comes from `user.registered`; the redemption needs it.
-    until("the profile", Duration::from_secs(30), || async {
-        s.get("/api/users/me", &stargazer_token).await.status() == 200
-    })
-    .await;
-    let res = s
-        .post(
-            "/api/invites/redeem",
-            Some(&stargazer_token),
-            json!({"code": code}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
-    let res = s
-        .client
-        .post(format!("{}/api/documents", server.public))
-        .bearer_auth(&stargazer_token)
-        .header("content-type", multipart("a.md", b"x").0)
-        .body(multipart("a.md", b"x").1)
-        .send()
-        .await
-        .unwrap();
+    // A stargazer may not upload; an invite from the admin makes Minjun a protostar.
+    let (stargazer, _) = s.signup("visitor@example.org", "Visitor").await;
+    let res = s.upload(&stargazer, "a.md", b"x").await;
     assert_eq!(res.status(), 403, "a stargazer token must not upload");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let token = loop {
-        let v: Value = s
-            .post("/api/auth/refresh", None, json!({"refreshToken": refresh}))
-            .await
-            .json()
-            .await
-            .unwrap();
-        refresh = v["refreshToken"].as_str().unwrap().to_owned();
-        if v["role"] == "protostar" {
-            break v["accessToken"].as_str().unwrap().to_owned();
-        }
-        assert!(Instant::now() < deadline, "never became a protostar: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-
-    let resume = s.upload(&token, "이력서.md", RESUME_KO.as_bytes()).await;
-    let letter = s
-        .upload(&token, "cover-letter.txt", COVER_LETTER_EN.as_bytes())
+    let token = s
+        .protostar(&admin, "minjun@example.org", "Minjun Kim")
         .await;
+
+    let accepted = |res: reqwest::Response| async move {
+        assert_eq!(res.status(), 202);
+        res.json::<Value>().await.unwrap()
+    };
+    let resume = accepted(s.upload(&token, "이력서.md", RESUME_KO.as_bytes()).await).await;
+    let letter = accepted(
+        s.upload(&token, "cover-letter.txt", COVER_LETTER_EN.as_bytes())
+            .await,
+    )
+    .await;
     assert_eq!(resume["mediaType"], "text/markdown");
     assert_eq!(letter["mediaType"], "text/plain");
 
@@ -229,7 +76,7 @@ async fn an_upload_becomes_ready_through_the_binary() {
     }
 
     // Someone else sees none of it.
-    let (other, _) = s.signup("someone@example.org").await;
+    let (other, _) = s.signup("someone@example.org", "Someone").await;
     let url = resume["statusUrl"].as_str().unwrap();
     assert_eq!(s.get(url, &other).await.status(), 404);
 

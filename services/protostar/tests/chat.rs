@@ -116,6 +116,24 @@ async fn ask_streamed(api: &Api, token: &str, slug: &str, q: &str) -> Vec<(Strin
         .collect()
 }
 
+/// The origin a CORS preflight of an ask from `origin` is allowed, if any.
+async fn preflight(api: &Api, origin: &str) -> Option<String> {
+    let res = api
+        .client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/api/chatbots/emily-carter/ask", api.public),
+        )
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    res.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_owned())
+}
+
 fn cited(answer: &Value, want: &str) -> bool {
     answer["citations"].as_array().is_some_and(|cs| {
         cs.iter()
@@ -174,6 +192,16 @@ async fn chatbots_answer_with_citations_and_quotas_in_one_process() {
         .unwrap();
     let jiwoo_slug = theirs["slug"].as_str().unwrap().to_owned();
     assert!(jiwoo_slug.starts_with("protostar"), "{theirs}");
+    let face: Value = api
+        .client
+        .get(format!("{}/api/chatbots/{jiwoo_slug}", api.public))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(face["owner"]["displayName"], "한지우", "{face}");
     let res = api
         .client
         .patch(format!("{}/api/chatbots/mine", api.public))
@@ -371,6 +399,41 @@ async fn chatbots_answer_with_citations_and_quotas_in_one_process() {
             .to_string(),
         "00:00:00"
     );
+    // A client that goes away mid-stream: its stream ends, the answer is still finished and kept.
+    let res = api
+        .client
+        .post(format!("{}/api/chatbots/emily-carter/ask", api.public))
+        .bearer_auth(&emily)
+        .header("accept", "text/event-stream")
+        .json(&json!({ "question": "How did on-call pages change?" }))
+        .send()
+        .await
+        .unwrap();
+    let mut body = res.bytes_stream();
+    assert!(body.next().await.unwrap().is_ok());
+    drop(body);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let list: Value = api
+            .get("/api/conversations", &emily)
+            .await
+            .json()
+            .await
+            .unwrap();
+        let kept = list["conversations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["firstQuestion"] == "How did on-call pages change?");
+        if kept {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the abandoned answer was not kept: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // Owners ask their own chatbot without limit.
     for _ in 0..12 {
         assert_eq!(
@@ -431,6 +494,14 @@ async fn chatbots_answer_with_citations_and_quotas_in_one_process() {
             .unwrap()
             .iter()
             .any(|c| c["documentTitle"].is_string())
+    );
+    // A malformed id is a problem like any other.
+    let res = api.get("/api/conversations/not-an-id", &recruiter).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/problem+json",
+        "a plain-text rejection"
     );
     for stranger in [&emily, &jiwoo, &guest] {
         let res = api
@@ -563,41 +634,13 @@ async fn chatbots_answer_with_citations_and_quotas_in_one_process() {
         400
     );
 
-    // The gateway learned the widget origin from chat.
-    let res = api
-        .client
-        .request(
-            reqwest::Method::OPTIONS,
-            format!("{}/api/chatbots/emily-carter/ask", api.public),
-        )
-        .header("origin", "https://emily.example.com")
-        .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
-    let mut allowed = res
-        .headers()
-        .get("access-control-allow-origin")
-        .map(|v| v.to_str().unwrap().to_owned());
-    // The gateway re-reads the origins every 30 s; one refresh may still be due.
+    // The gateway learned the widget origin from chat; it re-reads the origins every 30 s, so
+    // one refresh may still be due.
     let deadline = std::time::Instant::now() + Duration::from_secs(45);
+    let mut allowed = preflight(api, "https://emily.example.com").await;
     while allowed.is_none() && std::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let res = api
-            .client
-            .request(
-                reqwest::Method::OPTIONS,
-                format!("{}/api/chatbots/emily-carter/ask", api.public),
-            )
-            .header("origin", "https://emily.example.com")
-            .header("access-control-request-method", "POST")
-            .send()
-            .await
-            .unwrap();
-        allowed = res
-            .headers()
-            .get("access-control-allow-origin")
-            .map(|v| v.to_str().unwrap().to_owned());
+        allowed = preflight(api, "https://emily.example.com").await;
     }
     assert_eq!(allowed.as_deref(), Some("https://emily.example.com"));
 

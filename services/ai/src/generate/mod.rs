@@ -22,16 +22,7 @@ pub use config::{GenerationConfig, build};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-/// How the chatbot speaks about its owner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Voice {
-    /// "I led the migration…"
-    FirstPerson,
-    /// "Jane led the migration…"
-    #[default]
-    ThirdPerson,
-}
+pub use kernel::ai_api::Voice;
 
 /// One retrieved passage, numbered as the prompt and the answer's `[n]` markers cite it.
 #[derive(Debug, Clone, PartialEq)]

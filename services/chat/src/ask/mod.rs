@@ -11,16 +11,16 @@ pub mod quota;
 pub mod record;
 
 use crate::Chat;
-use crate::ai::{AskAi, Citation, Step};
+use crate::ai::{Citation, Step};
 use crate::chatbots::{self, store::Chatbot};
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures::{Stream, StreamExt};
-use kernel::http::{Json, RequestContext};
+use kernel::http::{Json, Path, RequestContext};
 use kernel::tokens::Caller;
 use kernel::{FieldError, Problem};
 use quota::{Asker, QuotaView, Reservation};
@@ -152,12 +152,16 @@ pub async fn ask(
             return Err(exceeded.problem());
         }
     };
-    let ask = AskAi {
-        question: &question,
+    let ask = kernel::ai_api::AskBody {
+        question: question.clone(),
         owner_id: bot.owner_id,
-        candidate: &bot.name,
-        persona: Some(bot.persona.as_str()).filter(|p| !p.is_empty()),
-        voice: &bot.voice,
+        candidate: bot.name.clone(),
+        persona: Some(bot.persona.clone()).filter(|p| !p.is_empty()),
+        voice: if bot.voice == "first_person" {
+            kernel::ai_api::Voice::FirstPerson
+        } else {
+            kernel::ai_api::Voice::ThirdPerson
+        },
     };
     let steps = match chat.ai.answer(&origin.bearer, &ask).await {
         Ok(s) => s,

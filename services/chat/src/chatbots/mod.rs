@@ -13,9 +13,9 @@ pub use settings::{ChatbotSettings, PublicChatbot};
 
 use crate::Chat;
 use crate::account;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use kernel::Problem;
-use kernel::http::Json;
+use kernel::http::{Json, Path};
 use kernel::tokens::{Caller, Role};
 use serde::Serialize;
 use store::Chatbot;
@@ -49,8 +49,9 @@ pub async fn mine_or_new(chat: &Chat, owner: Uuid) -> Result<Chatbot, Problem> {
     if let Some(bot) = store::by_owner(chat.db.pool(), owner).await? {
         return Ok(bot);
     }
-    let name = store::display_name(chat.db.pool(), owner)
-        .await?
+    let display = store::display_name(chat.db.pool(), owner).await?;
+    let name = display
+        .clone()
         .unwrap_or_else(|| "My career chatbot".into());
     let base = settings::slug_from(&name).unwrap_or_else(|| "protostar".into());
     let short = owner.simple().to_string();
@@ -74,6 +75,7 @@ pub async fn mine_or_new(chat: &Chat, owner: Uuid) -> Result<Chatbot, Problem> {
             talent_search: false,
             created_at: chrono::Utc::now(),
             updated_at: chrono::Utc::now(),
+            owner_name: display.clone(),
         };
         if store::create(chat.db.pool(), &bot).await? {
             return Ok(bot);

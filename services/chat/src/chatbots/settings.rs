@@ -46,7 +46,7 @@ impl From<&Chatbot> for PublicChatbot {
                 accent: b.accent.clone(),
             },
             owner: Owner {
-                display_name: b.name.clone(),
+                display_name: b.owner_name.clone().unwrap_or_else(|| b.name.clone()),
             },
         }
     }

@@ -18,13 +18,16 @@ pub struct Chatbot {
     pub talent_search: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The owner's display name as `user.registered` gave it, when chat has seen it.
+    pub owner_name: Option<String>,
 }
 
 /// The columns of [`Chatbot`], as a literal so queries stay static strings.
 macro_rules! columns {
     () => {
         "id, owner_id, slug, name, greeting, persona, voice, allowed_origins, accent, \
-         talent_search, created_at, updated_at"
+         talent_search, created_at, updated_at, \
+         (SELECT display_name FROM people WHERE user_id = owner_id) AS owner_name"
     };
 }
 

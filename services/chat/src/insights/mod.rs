@@ -11,9 +11,9 @@ pub mod cluster;
 
 use crate::Chat;
 use crate::chatbots;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
-use kernel::http::Json;
+use kernel::http::{Json, Query};
 use kernel::tokens::{Caller, Role};
 use kernel::{ConfigError, Problem};
 use serde::{Deserialize, Serialize};

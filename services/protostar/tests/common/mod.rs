@@ -273,18 +273,22 @@ impl Api {
         }
     }
 
-    /// Uploads a document and waits until it is `ready`; its id.
-    pub async fn upload_ready(&self, token: &str, filename: &str, bytes: &[u8]) -> String {
+    /// `POST /api/documents` with one file.
+    pub async fn upload(&self, token: &str, filename: &str, bytes: &[u8]) -> reqwest::Response {
         let (content_type, body) = multipart(filename, bytes);
-        let res = self
-            .client
+        self.client
             .post(format!("{}/api/documents", self.public))
             .bearer_auth(token)
             .header("content-type", content_type)
             .body(body)
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Uploads a document and waits until it is `ready`; its id.
+    pub async fn upload_ready(&self, token: &str, filename: &str, bytes: &[u8]) -> String {
+        let res = self.upload(token, filename, bytes).await;
         assert_eq!(res.status(), 202, "{filename}");
         let id = res.json::<Value>().await.unwrap()["id"]
             .as_str()
