@@ -84,12 +84,25 @@ fn gemini_base() -> String {
     "https://generativelanguage.googleapis.com".into()
 }
 
-/// The provisioned default model folder (see `scripts/models.sh`).
+/// Where the container image keeps the models it ships (see `gitops/Dockerfile`).
+pub const IMAGE_MODELS_DIR: &str = "/usr/share/protostar/models";
+/// Where `scripts/models.sh` provisions them on a development machine.
+pub const SCRIPT_MODELS_DIR: &str = "/var/tmp/protostar-tools/models";
+
+/// The provisioned default model folder: `$PROTOSTAR_MODELS_DIR` (the scripts' variable), the
+/// image's folder when it exists, the scripts' default otherwise.
 pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("PROTOSTAR_MODELS_DIR")
+    let base = std::env::var_os("PROTOSTAR_MODELS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/tmp/protostar-tools/models"))
-        .join("multilingual-e5-small")
+        .unwrap_or_else(|| {
+            let image = PathBuf::from(IMAGE_MODELS_DIR);
+            if image.join("multilingual-e5-small").is_dir() {
+                image
+            } else {
+                PathBuf::from(SCRIPT_MODELS_DIR)
+            }
+        });
+    base.join("multilingual-e5-small")
 }
 
 impl Default for EmbeddingConfig {
