@@ -237,6 +237,28 @@ mod tests {
     }
 
     #[test]
+    fn modules_import_each_other_by_hashed_name() {
+        let dashboard = FILES
+            .iter()
+            .find(|f| f.kind == Kind::Asset && f.source == "dashboard.js")
+            .unwrap();
+        let text = std::str::from_utf8(dashboard.body).unwrap();
+        let api = asset_name("api.js").unwrap();
+        assert!(text.contains(&format!("\"./{api}\"")), "{text}");
+        for asset in FILES.iter().filter(|f| f.kind == Kind::Asset) {
+            let text = std::str::from_utf8(asset.body).unwrap_or_default();
+            for other in FILES.iter().filter(|f| f.kind == Kind::Asset) {
+                assert!(
+                    !text.contains(&format!("\"./{}\"", other.source)),
+                    "{} imports {} unhashed",
+                    asset.source,
+                    other.source
+                );
+            }
+        }
+    }
+
+    #[test]
     fn etags_and_gzip_are_honoured() {
         let w = widget();
         let res = get(Web::Widget, &[("if-none-match", w.etag)]);
