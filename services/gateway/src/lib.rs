@@ -119,6 +119,7 @@ pub async fn front(platform: &Platform, local: LocalTargets) -> Result<Routes, S
             chat,
             cors.clone(),
             Duration::from_secs(settings.gateway.cors.origins_refresh_secs.max(1)),
+            platform.readiness.clone(),
             platform.stop.clone(),
         );
     }
@@ -166,15 +167,25 @@ pub async fn front(platform: &Platform, local: LocalTargets) -> Result<Routes, S
 }
 
 /// Re-reads the chatbots' widget origins from the chat service every `every`, keeping the last
-/// good answer when it fails.
+/// good answer when it fails. Until the first good answer it asks every second: widgets loaded
+/// just after a start are refused only as long as chat is not ready. An in-process chat is
+/// asked only once its schema is (its readiness check `database:chat`), not while it migrates.
 fn spawn_origin_refresh(
     chat_admin: Upstream,
     cors: Arc<cors::Cors>,
     every: Duration,
+    readiness: kernel::telemetry::Readiness,
     stop: tokio_util::sync::CancellationToken,
 ) {
     tokio::spawn(async move {
+        let mut loaded = false;
         loop {
+            if !loaded && !chat_schema_ready(&readiness).await {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => continue,
+                }
+            }
             let req = axum::http::Request::get(cors::ORIGINS_PATH)
                 .body(axum::body::Body::empty())
                 .expect("a static request is valid");
@@ -183,17 +194,36 @@ fn spawn_origin_refresh(
                 Ok(res) if res.status().is_success() => {
                     let body = axum::body::to_bytes(res.into_body(), 4 * 1024 * 1024).await;
                     match body.map(|b| serde_json::from_slice::<cors::WidgetOrigins>(&b)) {
-                        Ok(Ok(origins)) => cors.update(origins),
+                        Ok(Ok(origins)) => {
+                            cors.update(origins);
+                            loaded = true;
+                        }
                         _ => tracing::warn!("the chat service's widget origins were unreadable"),
                     }
                 }
                 Ok(res) => tracing::debug!(status = %res.status(), "widget origins not available"),
                 Err(e) => match e {},
             }
+            let wait = if loaded {
+                every
+            } else {
+                every.min(Duration::from_secs(1))
+            };
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
     });
+}
+
+/// Whether this process's chat schema is ready; true when chat does not run here (a remote
+/// chat answers for itself).
+async fn chat_schema_ready(readiness: &kernel::telemetry::Readiness) -> bool {
+    readiness
+        .run()
+        .await
+        .iter()
+        .find(|(name, _)| name == "database:chat")
+        .is_none_or(|(_, outcome)| outcome.is_ok())
 }
