@@ -161,8 +161,9 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
   const icon = svgIcon("M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z");
   const launcherText = el("span", {}, t.launcher);
   const launcher = el("button", {
+    // Its visible text is its name (speech users say what they see); aria-expanded says the rest.
     class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": `p-${uid}`,
-    "aria-label": t.open, onclick: () => (panel.hidden ? open() : close()),
+    title: t.open, onclick: () => (panel.hidden ? open() : close()),
   }, icon, launcherText);
   const title = el("h2", { id: `t-${uid}` }, t.title);
   const closeBtn = el("button", { class: "x", type: "button", "aria-label": t.close, onclick: () => close() }, "×");

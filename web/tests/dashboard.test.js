@@ -140,7 +140,7 @@ test("a recruiter redeems an invite on the dashboard, exports the account and de
   const problems = await watch(page);
   await page.goto(`${server.public}/dashboard`);
   // Korean for a Korean browser; the switch leads to the sign-up form.
-  await page.locator("form.auth h2", { hasText: "로그인" }).waitFor();
+  await page.locator("form.auth h1", { hasText: "로그인" }).waitFor();
   await page.locator("form.auth .switch button").click();
   await page.fill("#auth-email", "minji@example.org");
   await page.fill("#auth-password", PASSWORD);

@@ -232,9 +232,9 @@ test("Korean and dark: data-lang and data-theme", async () => {
     const problems = await watch(p);
     await p.goto(site.origin);
     const launcher = p.locator("protostar-chat .launcher");
-    assert.equal(await launcher.getAttribute("aria-label"), "채팅 열기");
     await launcher.click();
     await p.locator("protostar-chat .status", { hasText: "남은 질문" }).waitFor();
+    assert.equal((await launcher.textContent()).trim(), "질문하기 · Haneul Kim");
     assert.equal(await p.locator("protostar-chat textarea").getAttribute("placeholder"), "궁금한 점을 물어보세요…");
     // Dark because the page asked for it, whatever the visitor's system prefers.
     const bg = await p.locator("protostar-chat .panel").evaluate((e) => getComputedStyle(e).backgroundColor);

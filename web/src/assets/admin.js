@@ -22,7 +22,7 @@ function route() {
     s ? el("button", { type: "button", class: "link", onclick: async () => { await signOut(); route(); } }, t("signOut")) : null);
   if (!s) {
     main.replaceChildren(el("section", { class: "card narrow", id: "sign-in" }));
-    authForm($("#sign-in"), () => route(), { allowSignUp: false });
+    authForm($("#sign-in"), () => route(), { allowSignUp: false, heading: "h1" });
     return;
   }
   if (s.role !== "admin") {

@@ -5,8 +5,11 @@ import { ApiError, signIn, signUp } from "./api.js";
 import { el, say } from "./dom.js";
 import { t } from "./i18n.js";
 
-/** Renders into `box`; `done(session)` runs once signed in. `allowSignUp` shows the second tab. */
-export function authForm(box, done, { allowSignUp = true, startWith = "in" } = {}) {
+/**
+ * Renders into `box`; `done(session)` runs once signed in. `allowSignUp` shows the second tab;
+ * `heading` is `h1` where the form is the page's main content.
+ */
+export function authForm(box, done, { allowSignUp = true, startWith = "in", heading = "h2" } = {}) {
   let mode = startWith;
   const draw = () => {
     const message = el("p", { class: "message", role: "alert", hidden: true });
@@ -35,7 +38,7 @@ export function authForm(box, done, { allowSignUp = true, startWith = "in" } = {
         }
       },
     },
-    el("h2", {}, mode === "up" ? t("signUp") : t("signIn")),
+    el(heading, {}, mode === "up" ? t("signUp") : t("signIn")),
     el("label", { for: "auth-email" }, t("email")), email,
     el("label", { for: "auth-password" }, t("password")), password,
     mode === "up" ? el("small", {}, t("passwordHint")) : null,

@@ -23,7 +23,7 @@ function route() {
   drawNav(s);
   if (!s) {
     main.replaceChildren(el("section", { class: "card narrow", id: "sign-in" }));
-    authForm($("#sign-in"), () => route(), { startWith: "in" });
+    authForm($("#sign-in"), () => route(), { startWith: "in", heading: "h1" });
     return;
   }
   if (s.role !== "protostar" && s.role !== "admin") {

@@ -24,7 +24,7 @@ export function talent(box) {
         : el("p", { class: "muted" }, t("noTalent")));
     } catch (err) { say(message, err.message, "error"); }
   } },
-  el("h2", {}, t("talent")), el("label", { for: "talent-q" }, t("talentLabel")), q,
+  el("h1", {}, t("talent")), el("label", { for: "talent-q" }, t("talentLabel")), q,
   el("button", { type: "submit", class: "primary" }, t("search")));
   box.append(form, message, results);
   return null;
