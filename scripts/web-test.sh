@@ -21,7 +21,7 @@ install() {
     apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
-  if ! (cd web && npm ls playwright-core >/dev/null 2>&1); then
+  if ! (cd web && npm ls --depth=0 >/dev/null 2>&1); then
     say "installing web/node_modules (npm ci)"
     (cd web && npm ci --no-audit --no-fund --loglevel=error)
   fi
