@@ -224,19 +224,28 @@ textarea{flex:1;resize:none;border:1px solid var(--line);border-radius:10px;padd
 
   // ---- the API ------------------------------------------------------------------------------
   const storageKey = `protostar:guest:${api}`;
+  let remembered = null;
+  let minting = null;
   function stored() {
-    try { return JSON.parse(localStorage.getItem(storageKey) || "null"); } catch { return null; }
+    try { return JSON.parse(localStorage.getItem(storageKey) || "null") || remembered; } catch { return remembered; }
   }
 
-  /** A guest token, kept in this site's localStorage until shortly before it expires. */
-  async function guestToken(renew) {
+  /**
+   * A guest token, kept in this site's localStorage (in memory where storage is refused) until
+   * shortly before it expires. One at a time: two at once would be two guests, each with a share
+   * of the questions.
+   */
+  function guestToken(renew) {
     const saved = stored();
-    if (!renew && saved && saved.token && saved.exp > Date.now() + 30000) return saved.token;
-    const res = await request("/api/auth/guest", { method: "POST" }, false);
-    const body = await res.json();
-    const entry = { token: body.accessToken, exp: Date.now() + (body.expiresIn || 600) * 1000 };
-    try { localStorage.setItem(storageKey, JSON.stringify(entry)); } catch { /* private mode: keep it in memory */ }
-    return entry.token;
+    if (!renew && saved && saved.token && saved.exp > Date.now() + 30000) return Promise.resolve(saved.token);
+    minting = minting || (async () => {
+      const res = await request("/api/auth/guest", { method: "POST" }, false);
+      const body = await res.json();
+      remembered = { token: body.accessToken, exp: Date.now() + (body.expiresIn || 600) * 1000 };
+      try { localStorage.setItem(storageKey, JSON.stringify(remembered)); } catch { /* private mode: memory only */ }
+      return remembered.token;
+    })().finally(() => { minting = null; });
+    return minting;
   }
 
   class Refused extends Error {}
