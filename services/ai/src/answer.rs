@@ -326,6 +326,7 @@ impl Answerer {
             .fold(0.0f64, f64::max);
         let kept = crate::support::supporting(
             &question,
+            &body.candidate,
             found,
             self.config.thresholds(),
             self.config.passages,

@@ -17,6 +17,14 @@ use sqlx::PgConnection;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Uploads ingested at once by one process. Each holds its consumer transaction's connection
+/// while it embeds and takes a second one for its progress (`extracting`, `indexing`), so the
+/// ai pool (`database.max_connections`, default 10) must have more than twice this many; with
+/// the broker's prefetch of 16 as the limit, 10 deliveries held every connection and waited for
+/// a second one until their attempts ran out (found by chat's broker outage test). The encoder
+/// is CPU-bound, so more at once would not index faster on a few cores anyway.
+pub const CONCURRENCY: usize = 2;
+
 #[derive(Debug, Clone)]
 pub struct IngestRetry {
     pub attempts: u32,

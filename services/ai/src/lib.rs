@@ -131,7 +131,8 @@ pub fn init(p: &Platform) -> BoxFuture<'_, Result<Routes, ServiceError>> {
             &[content::UPLOADED, content::DELETED],
             db.clone(),
             ingestor,
-        );
+        )
+        .with_concurrency(ingest::CONCURRENCY);
         p.bus.start_consumer(sub, p.stop.clone());
         p.bus.start_consumer(
             Subscription::new(

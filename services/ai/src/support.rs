@@ -54,11 +54,18 @@ pub fn overlap(question: &HashSet<String>, text: &str) -> f64 {
 /// none does. `chunks` are the hybrid candidates, best first.
 pub fn supporting(
     question: &str,
+    candidate: &str,
     chunks: Vec<RetrievedChunk>,
     t: Thresholds,
     max: usize,
 ) -> Vec<RetrievedChunk> {
-    let q = stems(question);
+    // The candidate's name is in many questions and on every page of their documents: it is no
+    // evidence that a passage answers anything.
+    let name = stems(candidate);
+    let q: std::collections::HashSet<String> = stems(question)
+        .into_iter()
+        .filter(|t| !name.contains(t))
+        .collect();
     let q_lang = Language::of(question);
     let sim = |c: &RetrievedChunk| c.similarity.unwrap_or(f64::MIN);
     let lexical = |c: &RetrievedChunk| {
@@ -162,6 +169,7 @@ mod tests {
         );
         let kept = supporting(
             "Which database did she migrate the warehouse to?",
+            "Emily Carter",
             vec![
                 chunk("Led the migration of the reporting warehouse.", 0.80, false),
                 chunk("Speaks French.", 0.79, false),
@@ -180,6 +188,7 @@ mod tests {
     fn a_flat_field_with_no_shared_word_supports_nothing() {
         let kept = supporting(
             "What is her favourite pizza topping?",
+            "Emily Carter",
             vec![
                 chunk(
                     "Led the migration of the reporting warehouse.",
@@ -210,15 +219,32 @@ mod tests {
                 chunk("Speaks French.", 0.743, false),
             ]
         };
-        let kept = supporting(q, field(0.769), T, 4);
+        let kept = supporting(q, "Emily Carter", field(0.769), T, 4);
         assert!(kept[0].text.contains("PostgreSQL"), "{kept:?}");
-        assert!(supporting(q, field(0.75), T, 4).is_empty());
+        assert!(supporting(q, "Emily Carter", field(0.75), T, 4).is_empty());
+    }
+
+    #[test]
+    fn the_candidates_name_shares_nothing() {
+        let kept = supporting(
+            "What is Emily Carter's favourite pizza topping?",
+            "Emily Carter",
+            vec![
+                chunk("Résumé of Emily Carter, staff engineer.", 0.78, false),
+                chunk("Managed six engineers.", 0.77, false),
+                chunk("Speaks French.", 0.77, false),
+            ],
+            T,
+            4,
+        );
+        assert!(kept.is_empty(), "{kept:?}");
     }
 
     #[test]
     fn a_close_correction_comes_first() {
         let kept = supporting(
             "Does Emily have a pilot licence?",
+            "Emily Carter",
             vec![
                 chunk("Licence costs fell by 60%.", 0.79, false),
                 chunk("No. Emily has no pilot licence.", 0.86, true),

