@@ -790,3 +790,132 @@ fn bad_chat_and_ai_settings_are_named_by_check_config() {
         assert!(err.contains(key), "{key} not named in: {err}");
     }
 }
+
+/// A stand-in for an OpenAI-compatible server (vLLM, Ollama and hosted providers speak this
+/// wire format; none can be reached from here): `POST /v1/chat/completions` with `stream: true`,
+/// answered in SSE chunks, or `500` while `failing` is set. It records the prompts it gets.
+struct FakeLlm {
+    url: String,
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    prompts: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+async fn fake_llm() -> FakeLlm {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let prompts = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (f, p) = (failing.clone(), prompts.clone());
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+            let (f, p) = (f.clone(), p.clone());
+            async move {
+                p.lock().unwrap().push(body.clone());
+                if f.load(Ordering::SeqCst) || body["stream"] != true {
+                    return (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+                }
+                let chunk = |text: &str| {
+                    format!(
+                        "data: {}\n\n",
+                        json!({"id": "c1", "object": "chat.completion.chunk", "model": "fake-llm",
+                               "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": null}]})
+                    )
+                };
+                let body = [
+                    chunk("She moved the reporting warehouse "),
+                    chunk("from Oracle to PostgreSQL [1]."),
+                    "data: [DONE]\n\n".to_owned(),
+                ]
+                .concat();
+                ([("content-type", "text/event-stream")], body).into_response()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    FakeLlm {
+        url,
+        failing,
+        prompts,
+    }
+}
+
+/// With a remote model configured, answers are its words with its citations, the documents
+/// reach it only as fenced passages, and when it fails the extractive model answers instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_remote_model_answers_and_falls_back_to_extractive() {
+    let llm = fake_llm().await;
+    let db = TestDb::new().await;
+    let data = data_dir("chat-llm");
+    create_admin(&db, &data, "root@example.org");
+    let mut env = open_limits();
+    env.push((
+        "PROTOSTAR_AI__GENERATION__ORDER",
+        "openai,extractive".into(),
+    ));
+    env.push((
+        "PROTOSTAR_AI__GENERATION__OPENAI__BASE_URL",
+        llm.url.clone(),
+    ));
+    env.push(("PROTOSTAR_AI__GENERATION__OPENAI__MODEL", "fake-llm".into()));
+    env.push(("PROTOSTAR_AI__GENERATION__RETRIES", "0".into()));
+    let server = serve_targets(&db, &data, "all", &env);
+    let api = Api::new(&server.public, &server.admin);
+    api.ready().await;
+    let admin = api.login("root@example.org").await;
+    let emily = api
+        .protostar(&admin, "emily@example.org", "Emily Carter")
+        .await;
+    api.upload_ready(&emily, "resume.md", EN_RESUME).await;
+    api.upload_ready(&emily, "notes.txt", INJECTION.as_bytes())
+        .await;
+    let slug = api
+        .get("/api/chatbots/mine", &emily)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap()["slug"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let a: Value = ask(&api, &emily, &slug, DB_QUESTION)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["model"], "openai:fake-llm", "{a}");
+    assert_eq!(
+        a["answer"],
+        "She moved the reporting warehouse from Oracle to PostgreSQL [1]."
+    );
+    assert!(cited(&a, "Oracle to PostgreSQL"), "{a}");
+    let prompt = llm.prompts.lock().unwrap().last().cloned().unwrap();
+    let messages = prompt["messages"].as_array().unwrap();
+    let system = messages[0]["content"].as_str().unwrap();
+    let user = messages.last().unwrap()["content"].as_str().unwrap();
+    assert!(
+        user.contains("Oracle to PostgreSQL") && user.contains(DB_QUESTION),
+        "{prompt}"
+    );
+    assert!(
+        !system.contains("Oracle"),
+        "passages belong in the user part: {system}"
+    );
+    // Had the injection been retrieved, it would be fenced in the user part, never the rules.
+    assert!(
+        !system.contains("ignore all previous instructions"),
+        "{system}"
+    );
+
+    llm.failing.store(true, std::sync::atomic::Ordering::SeqCst);
+    let a: Value = ask(&api, &emily, &slug, DB_QUESTION)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["model"], "extractive", "{a}");
+    assert!(cited(&a, "Oracle to PostgreSQL"), "{a}");
+}
