@@ -72,6 +72,11 @@ pub struct Subscription {
     pub db: Database,
     pub handler: Arc<dyn Handler>,
     pub retry: RetryPolicy,
+    /// Deliveries handled at once at most, when fewer than the bus allows (`broker.prefetch`,
+    /// or the in-process bus's own limit). Each delivery holds a pooled connection for its
+    /// transaction while the handler runs, so a slow handler that needs more connections of the
+    /// same pool (ai's ingestion) sets this below the pool's size.
+    pub concurrency: Option<usize>,
 }
 
 impl Subscription {
@@ -82,7 +87,21 @@ impl Subscription {
             db,
             handler: Arc::new(handler),
             retry: RetryPolicy::default(),
+            concurrency: None,
         }
+    }
+
+    /// At most `n` (at least 1) deliveries in flight, whatever the bus would allow.
+    pub fn with_concurrency(mut self, n: usize) -> Self {
+        self.concurrency = Some(n.max(1));
+        self
+    }
+
+    /// The deliveries in flight at once under a bus limit of `bus_limit`.
+    pub fn limit(&self, bus_limit: usize) -> usize {
+        self.concurrency
+            .map_or(bus_limit, |n| n.min(bus_limit))
+            .max(1)
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {

@@ -94,7 +94,7 @@ impl LocalBus {
         }
         let consumers = self.consumers.clone();
         tokio::spawn(async move {
-            let limit = Arc::new(Semaphore::new(CONCURRENCY));
+            let limit = Arc::new(Semaphore::new(sub.limit(CONCURRENCY)));
             loop {
                 let delivery = tokio::select! {
                     _ = stop.cancelled() => break,

@@ -214,8 +214,12 @@ impl RabbitBus {
     async fn consume(&self, sub: &Subscription, stop: &CancellationToken) -> Result<(), BusError> {
         let conn = self.connect().await?;
         let ch = conn.create_channel().await?;
-        ch.basic_qos(self.prefetch, BasicQosOptions::default())
-            .await?;
+        let in_flight = sub.limit(usize::from(self.prefetch));
+        ch.basic_qos(
+            u16::try_from(in_flight).unwrap_or(self.prefetch),
+            BasicQosOptions::default(),
+        )
+        .await?;
         Self::declare_exchange(&ch).await?;
         let queue = queue_name(&sub.name);
         ch.queue_declare(
@@ -246,7 +250,7 @@ impl RabbitBus {
             )
             .await?;
         tracing::info!(consumer = %sub.name, queue = %queue, "consuming");
-        let limit = Arc::new(Semaphore::new(usize::from(self.prefetch)));
+        let limit = Arc::new(Semaphore::new(in_flight));
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => break,
