@@ -1,5 +1,6 @@
 // The admin pages on the admin listener: an admin signs in there (not on the public listener),
-// creates invite codes and sees them listed, changes a role, looks at dead letters and health.
+// creates invite codes, sees them listed and revokes one, changes a role, looks at dead letters
+// and health.
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
@@ -34,14 +35,42 @@ test("an admin manages invites, roles, dead letters and sees health", async () =
   const codes = await page.locator("#created code").allTextContents();
   assert.equal(codes.length, 2);
   assert.ok(codes.every((c) => c.length >= 6), codes.join(","));
-  await page.locator("#section-invites tbody tr").nth(1).waitFor();
+  const rows = page.locator("#section-invites tbody tr");
+  await rows.nth(1).waitFor();
+  assert.equal(await page.locator("#section-invites tr[data-state=active] button", { hasText: "Revoke" }).count(), 2);
+
+  // Revoke one, after confirming: it stays listed, marked revoked with when; the other keeps
+  // its button.
+  const revoked = await rows.first().getAttribute("data-id");
+  let asked = "";
+  page.once("dialog", (d) => { asked = d.message(); d.accept(); });
+  await rows.first().locator("button", { hasText: "Revoke" }).click();
+  const row = page.locator(`#section-invites tr[data-id="${revoked}"][data-state=revoked]`);
+  await row.waitFor();
+  assert.match(asked, /Revoke the invite/);
+  assert.equal(await row.locator(".badge").textContent(), "revoked");
+  assert.equal(await row.locator("button").count(), 0);
+  assert.match(await row.locator("small").textContent(), /\d/);
+  await page.locator("#section-invites .message:not([hidden])", { hasText: "Revoked" }).waitFor();
+  assert.equal(await page.locator("#section-invites tr[data-state=active] button", { hasText: "Revoke" }).count(), 1);
   await shot(page, "admin-invites", { fullPage: true });
+  // Through the API: listed as revoked, and of the two codes only the other one redeems.
+  const root = (await call(server.public, "/api/auth/login", { method: "POST", body: { email: "root@example.org", password: PASSWORD } })).accessToken;
+  const listed = (await call(server.admin, "/admin/api/invites", { token: root })).invites;
+  assert.ok(listed.find((i) => i.id === revoked).revokedAt);
+  const statuses = [];
+  for (const [n, code] of codes.entries()) {
+    const hopeful = await call(server.public, "/api/auth/signup", { method: "POST", expect: 201, body: { email: `hopeful${n}@example.org`, password: PASSWORD } });
+    const res = await fetch(`${server.public}/api/invites/redeem`, { method: "POST", headers: { Authorization: `Bearer ${hopeful.accessToken}`, "Content-Type": "application/json" }, body: JSON.stringify({ code }) });
+    statuses.push(res.status);
+  }
+  assert.deepEqual(statuses.sort(), [200, 404]);
 
   // Users: the recruiter becomes a protostar.
   await page.click("#tab-users");
-  const row = page.locator("tr", { hasText: "recruiter@example.org" });
-  await row.locator("select").selectOption("protostar");
-  await row.locator("button").click();
+  const user = page.locator("tr", { hasText: "recruiter@example.org" });
+  await user.locator("select").selectOption("protostar");
+  await user.locator("button").click();
   await page.locator("#section-users .message:not([hidden])").waitFor();
   const admin = (await call(server.public, "/api/auth/login", { method: "POST", body: { email: "root@example.org", password: PASSWORD } })).accessToken;
   const { users } = await call(server.admin, "/admin/api/users", { token: admin });

@@ -383,12 +383,32 @@ async fn answers_have_the_documented_fields() {
     let admin = Some(root.as_str());
     api.check("GET /admin/api/users", &[], admin, Nothing, 200)
         .await;
-    let one = json!({"count": 1});
+    let two = json!({"count": 2});
     let invites = api
-        .check("POST /admin/api/invites", &[], admin, Json(one), 201)
+        .check("POST /admin/api/invites", &[], admin, Json(two), 201)
         .await;
     api.check("GET /admin/api/invites", &[], admin, Nothing, 200)
         .await;
+    // The second code is revoked (twice: the same answer), and listed so.
+    let revoke = "DELETE /admin/api/invites/{id}";
+    let second = [invites["invites"][1]["id"].as_str().unwrap()];
+    let revoked = api.check(revoke, &second, admin, Nothing, 200).await;
+    assert!(revoked["revokedAt"].is_string(), "{revoked}");
+    let again = api.check(revoke, &second, admin, Nothing, 200).await;
+    assert_eq!(again, revoked);
+    let unknown = uuid::Uuid::new_v4().to_string();
+    api.check(revoke, &[unknown.as_str()], admin, Nothing, 404)
+        .await;
+    api.check(revoke, &["not-an-id"], admin, Nothing, 400).await;
+    let listed = api
+        .check("GET /admin/api/invites", &[], admin, Nothing, 200)
+        .await;
+    let listed = listed["invites"].as_array().unwrap();
+    assert!(listed.contains(&revoked), "{listed:?}");
+    assert!(
+        listed.iter().any(|i| i["revokedAt"].is_null()),
+        "{listed:?}"
+    );
     let dead = "GET /admin/api/dead-letters/{schema}";
     api.check(dead, &["chat"], admin, Nothing, 200).await;
     api.check("GET /admin/api/health", &[], admin, Nothing, 200)

@@ -130,15 +130,17 @@ pub async fn create_invite(
 }
 
 /// Takes one use of a live code, atomically: the row lock of the UPDATE orders racing
-/// redemptions, and the `uses_left > 0` condition is re-checked after each wait, so a code with
-/// one use left is taken exactly once.
+/// redemptions (and revocations, see [`revoke_invite`]), and its conditions are re-checked after
+/// each wait, so a code with one use left is taken exactly once and a code revoked while this
+/// waited is not taken at all.
 pub async fn take_invite_use(
     c: &mut PgConnection,
     code_hash: &[u8],
 ) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "UPDATE invites SET uses_left = uses_left - 1
-         WHERE code_hash = $1 AND uses_left > 0 AND expires_at > now() RETURNING id",
+         WHERE code_hash = $1 AND uses_left > 0 AND expires_at > now() AND revoked_at IS NULL
+         RETURNING id",
     )
     .bind(code_hash)
     .fetch_optional(c)
@@ -171,13 +173,56 @@ pub struct Invite {
     pub expires_at: DateTime<Utc>,
     pub max_uses: i32,
     pub uses_left: i32,
+    /// When an admin revoked it; `None` while it is not revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// The columns of [`Invite`].
+macro_rules! invite_columns {
+    () => {
+        "id, created_by, created_at, expires_at, max_uses, uses_left, revoked_at"
+    };
 }
 
 pub async fn invites(c: &mut PgConnection, limit: i64) -> Result<Vec<Invite>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT id, created_by, created_at, expires_at, max_uses, uses_left FROM invites ORDER BY id DESC LIMIT $1",
-    )
+    sqlx::query_as(concat!(
+        "SELECT ",
+        invite_columns!(),
+        " FROM invites ORDER BY id DESC LIMIT $1"
+    ))
     .bind(limit)
     .fetch_all(c)
     .await
+}
+
+/// Revokes an invite; `None` if there is none with this id. The first revocation sets
+/// `revoked_at` (`true`: this call revoked it); a later one leaves it as it was (`false`).
+///
+/// The UPDATE takes the same row lock as [`take_invite_use`]: a redemption that took a use
+/// before this committed keeps it, and one waiting for the lock re-checks `revoked_at` once it
+/// is released, so nothing is redeemed after the revocation committed.
+pub async fn revoke_invite(
+    c: &mut PgConnection,
+    id: Uuid,
+) -> Result<Option<(Invite, bool)>, sqlx::Error> {
+    let revoked: Option<Invite> = sqlx::query_as(concat!(
+        "UPDATE invites SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING ",
+        invite_columns!()
+    ))
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(invite) = revoked {
+        return Ok(Some((invite, true)));
+    }
+    // Unknown, or revoked already (perhaps by a racing call that committed while this waited).
+    let earlier: Option<Invite> = sqlx::query_as(concat!(
+        "SELECT ",
+        invite_columns!(),
+        " FROM invites WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(c)
+    .await?;
+    Ok(earlier.map(|i| (i, false)))
 }

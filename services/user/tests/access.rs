@@ -31,6 +31,21 @@ async fn access_is_refused_to_the_wrong_callers(mode: Mode) {
         }
     };
     let victim_path = format!("/admin/api/users/{}", victim.id);
+    let invite: Value = app
+        .call(
+            Method::POST,
+            "/admin/api/invites",
+            Some(&admin.access),
+            Some(json!({"count": 1})),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let invite_path = format!(
+        "/admin/api/invites/{}",
+        invite["invites"][0]["id"].as_str().unwrap()
+    );
     // (method, path, body, the lowest caller who may use it: everyone below is refused)
     let table: Vec<(Method, String, Option<Value>, Who)> = vec![
         (Method::GET, "/api/users/me".into(), None, Who::Stargazer),
@@ -65,6 +80,7 @@ async fn access_is_refused_to_the_wrong_callers(mode: Mode) {
             None,
             Who::Protostar,
         ),
+        (Method::DELETE, invite_path.clone(), None, Who::Protostar),
         (Method::GET, "/admin/api/users".into(), None, Who::Protostar),
         (
             Method::PATCH,
@@ -117,7 +133,7 @@ async fn access_is_refused_to_the_wrong_callers(mode: Mode) {
             checked += 1;
         }
     }
-    assert_eq!(checked, 5 * 2 + 7 * 4);
+    assert_eq!(checked, 5 * 2 + 8 * 4);
 
     // A stargazer's own token with the role edited to admin: the signature no longer holds.
     let forged = {
@@ -161,6 +177,14 @@ async fn access_is_refused_to_the_wrong_callers(mode: Mode) {
         )
         .await;
     assert_eq!(res.json::<Value>().await.unwrap()["role"], "stargazer");
+    // ... and the invite is not revoked.
+    let list: Value = app
+        .call(Method::GET, "/admin/api/invites", Some(&admin.access), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list["invites"][0]["revokedAt"].is_null(), "{list}");
 
     // Another account's changes go to the caller's own profile only.
     let res = app

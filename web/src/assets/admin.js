@@ -61,15 +61,37 @@ function invites(box) {
   } },
   el("label", { for: "inv-count" }, t("count")), count, el("label", { for: "inv-uses" }, t("uses")), uses,
   el("label", { for: "inv-days" }, t("expiresInDays")), days, el("button", { type: "submit", class: "primary" }, t("create")));
-  box.append(form, message, created, el("p", { class: "muted" }, t("noRevoke")), list);
+  box.append(form, message, created, list);
   async function load() {
     try {
       const { invites: all } = await api("/admin/api/invites");
-      list.replaceChildren(table([t("createdAt"), t("expiresAt"), t("uses"), t("usesLeft")], all.map((i) =>
-        el("tr", {}, el("td", {}, date(i.createdAt, lang)), el("td", {}, date(i.expiresAt, lang)), el("td", {}, String(i.maxUses)), el("td", {}, String(i.usesLeft))))));
+      list.replaceChildren(table([t("createdAt"), t("expiresAt"), t("uses"), t("usesLeft"), t("status"), ""], all.map((i) => {
+        const state = inviteState(i);
+        return el("tr", { "data-id": i.id, "data-state": state }, el("td", {}, date(i.createdAt, lang)), el("td", {}, date(i.expiresAt, lang)),
+          el("td", {}, String(i.maxUses)), el("td", {}, String(i.usesLeft)),
+          el("td", {}, el("span", { class: `badge ${state}` }, t(`inv_${state}`)),
+            state === "revoked" ? el("small", { class: "muted" }, ` ${date(i.revokedAt, lang)}`) : null),
+          el("td", {}, state === "active" ? el("button", { type: "button", class: "danger", "aria-label": `${t("revoke")} ${date(i.createdAt, lang)}`, onclick: () => revoke(i) }, t("revoke")) : null));
+      })));
+    } catch (err) { say(message, err.message, "error"); }
+  }
+  async function revoke(i) {
+    if (!confirm(t("confirmRevoke", date(i.createdAt, lang), i.usesLeft))) return;
+    try {
+      await api(`/admin/api/invites/${encodeURIComponent(i.id)}`, { method: "DELETE" });
+      say(message, t("revokedDone"));
+      load();
     } catch (err) { say(message, err.message, "error"); }
   }
   load();
+}
+
+/** What an invite is now: revoked, expired, used up, or active (redeemable). */
+function inviteState(i) {
+  if (i.revokedAt) return "revoked";
+  if (new Date(i.expiresAt) <= new Date()) return "expired";
+  if (i.usesLeft <= 0) return "used-up";
+  return "active";
 }
 
 function users(box) {

@@ -1,4 +1,5 @@
-//! Invite codes: admins create them; a stargazer redeems one to become a protostar.
+//! Invite codes: admins create, list and revoke them; a stargazer redeems one to become a
+//! protostar.
 
 use super::{Context, account_of, audit, publish};
 use crate::AppState;
@@ -7,7 +8,7 @@ use crate::store;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Duration, Utc};
-use kernel::http::{Json, Query};
+use kernel::http::{Json, Path, Query};
 use kernel::tokens::{Caller, Role};
 use kernel::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
@@ -141,6 +142,36 @@ pub async fn list(
     Ok(Json(json!({ "invites": invites })))
 }
 
+/// `DELETE /admin/api/invites/{id}`: the code can no longer be redeemed; the invite stays listed
+/// with `revokedAt`. Revoking a revoked invite answers the same (the first revocation's time).
+pub async fn revoke(
+    caller: Caller,
+    State(s): State<AppState>,
+    ctx: Context,
+    Path(id): Path<Uuid>,
+) -> Result<Json<store::Invite>, Problem> {
+    caller.require(Role::Admin)?;
+    let admin = Uuid::parse_str(caller.subject())
+        .map_err(|_| Problem::Forbidden("This needs an account.".into()))?;
+    let mut tx = s.db.pool().begin().await?;
+    let Some((invite, now_revoked)) = store::revoke_invite(&mut tx, id).await? else {
+        return Err(Problem::NotFound("No invite has this id.".into()));
+    };
+    if now_revoked {
+        audit(
+            &mut tx,
+            "invite_revoked",
+            admin,
+            id,
+            json!({"usesLeft": invite.uses_left, "revokedAt": invite.revoked_at}),
+            &ctx,
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(Json(invite))
+}
+
 #[derive(Deserialize)]
 pub struct Redeem {
     #[serde(default)]
@@ -173,7 +204,7 @@ pub async fn redeem(
         ));
     }
     let Some(invite_id) = store::take_invite_use(&mut tx, &code.hash()).await? else {
-        // One answer for unknown, expired and used-up codes: no hints for guessing.
+        // One answer for unknown, expired, used-up and revoked codes: no hints for guessing.
         return Err(Problem::NotFound("No usable invite has this code.".into()));
     };
     store::record_redemption(&mut tx, invite_id, id).await?;

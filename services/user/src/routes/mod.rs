@@ -7,7 +7,7 @@ use crate::AppState;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use kernel::Problem;
 use kernel::events::audit::AuditRecord;
 use kernel::events::outbox;
@@ -35,6 +35,7 @@ pub fn admin(state: AppState) -> Router {
             "/admin/api/invites",
             post(invites::create).get(invites::list),
         )
+        .route("/admin/api/invites/{id}", delete(invites::revoke))
         .with_state(state)
 }
 
