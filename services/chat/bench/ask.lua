@@ -1,6 +1,7 @@
 -- wrk script for POST /api/chatbots/{slug}/ask: each request carries one of the guest tokens
 -- in tokens.lua (round robin) and one of a few realistic questions, in Korean and English,
--- answered and unanswered.
+-- answered and unanswered. With ASK_UNIQUE set, each question gets a serial number so that no
+-- two are the same text (no question embedding comes from the cache).
 local tokens = dofile(os.getenv("ASK_TOKENS"))
 local slug = os.getenv("ASK_SLUG")
 local questions = {
@@ -14,11 +15,13 @@ local questions = {
   "CI 시간을 얼마나 줄였나요?",
 }
 local n = 0
+local unique = os.getenv("ASK_UNIQUE") ~= nil
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 request = function()
   n = n + 1
   local q = questions[(n % #questions) + 1]
+  if unique then q = q .. " (" .. tostring(n) .. "-" .. tostring(math.random(1000000)) .. ")" end
   wrk.headers["authorization"] = "Bearer " .. tokens[(n % #tokens) + 1]
   return wrk.format(nil, "/api/chatbots/" .. slug .. "/ask", nil, '{"question":"' .. q .. '"}')
 end

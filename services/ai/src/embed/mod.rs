@@ -4,6 +4,7 @@
 
 pub mod bert;
 pub mod convert;
+mod queries;
 mod remote;
 pub mod tokenize;
 
@@ -229,6 +230,9 @@ pub struct LocalEmbedder {
     inner: Arc<LocalInner>,
     name: String,
     batch: usize,
+    /// Single questions, batched together (see `queries`); started on first use, inside the
+    /// runtime.
+    queries: std::sync::OnceLock<queries::Queries>,
 }
 
 struct LocalInner {
@@ -258,6 +262,7 @@ impl LocalEmbedder {
             }),
             name,
             batch: batch.max(1),
+            queries: std::sync::OnceLock::new(),
         })
     }
 
@@ -330,6 +335,12 @@ impl Embedder for LocalEmbedder {
         let texts = texts.to_vec();
         let batch = self.batch;
         Box::pin(async move {
+            if purpose == Purpose::Query && texts.len() == 1 {
+                let q = self
+                    .queries
+                    .get_or_init(|| queries::Queries::start(inner.clone(), batch));
+                return Ok(vec![q.embed(&texts[0]).await?]);
+            }
             tokio::task::spawn_blocking(move || inner.embed(&texts, purpose, batch))
                 .await
                 .map_err(|e| EmbedError::Model(e.to_string()))?
