@@ -56,7 +56,9 @@ ACCESS=$(echo "$TOKENS" | json 'v["accessToken"]')
 auth=(-H "authorization: Bearer $ACCESS")
 
 SLUG=$(curl -fsS "http://$PUBLIC/api/chatbots/mine" "${auth[@]}" | json 'v["slug"]')
-if [ "${NEW:-}" = 1 ]; then
+# A first run that stopped before its uploads is finished by the next.
+COUNT=$(curl -fsS "http://$PUBLIC/api/documents" "${auth[@]}" | json 'len(v["documents"])')
+if [ "${NEW:-}" = 1 ] || [ "$COUNT" = 0 ]; then
   for f in scripts/demo/resume.md scripts/demo/cover-letter.txt; do
     curl -fsS -X POST "http://$PUBLIC/api/documents" "${auth[@]}" -F "file=@$f" >/dev/null
   done

@@ -27,6 +27,8 @@ use std::sync::Arc;
 
 pub const PATH: &str = kernel::ai_api::ANSWER_PATH;
 pub const MAX_QUESTION_CHARS: usize = 2000;
+/// An answer stops growing here: a model that will not stop cannot fill memory or a widget.
+pub const MAX_ANSWER_CHARS: usize = 8000;
 
 /// Config key `ai.answer`.
 #[derive(Debug, Clone, Deserialize)]
@@ -407,9 +409,15 @@ fn async_stream(
             }
         };
         let mut text = String::new();
+        let mut chars = 0;
         while let Some(piece) = tokens.next().await {
             match piece {
                 Ok(piece) => {
+                    chars += piece.chars().count();
+                    if chars > MAX_ANSWER_CHARS {
+                        tracing::warn!(model = %name, "the answer reached its length limit");
+                        break;
+                    }
                     text.push_str(&piece);
                     if tx.send(Step::Token(piece)).await.is_err() {
                         // Chat went away (its client did); stop the model too.

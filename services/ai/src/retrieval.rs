@@ -20,8 +20,9 @@ use uuid::Uuid;
 /// RRF's constant: ranks deeper than this contribute little.
 const RRF_K: f64 = 60.0;
 pub const MAX_K: usize = 50;
-/// HNSW candidate list: the raw query's recall@10 over 100k chunks is 0.97 at 200 (0.86 at 100).
-pub const EF_SEARCH: u32 = 200;
+/// HNSW candidate list. Over 100k chunks and all 100 owners the raw query's recall@10 was 0.86
+/// at 100, and 0.86–0.97 at 200 depending on the index build; 300 gave 0.97 (docs/benchmarks.md).
+pub const EF_SEARCH: u32 = 300;
 /// A query word found in more than this share of all chunks (and in more than
 /// [`COMMON_FLOOR`] of them) is too common to tell chunks apart: the keyword leg leaves it out,
 /// as a stop word, by the table's own statistics (document frequency, as IDF would weigh it
@@ -67,6 +68,8 @@ pub struct Retriever {
     pub exact: bool,
     /// See [`COMMON_SHARE`]; 1.0 keeps every word (the benchmark's comparison).
     pub common_share: f64,
+    /// `hnsw.ef_search` for the vector leg.
+    pub ef_search: u32,
     common: Arc<Mutex<Option<CommonWords>>>,
 }
 
@@ -81,6 +84,7 @@ impl Retriever {
             depth: 40,
             exact: false,
             common_share: COMMON_SHARE,
+            ef_search: EF_SEARCH,
             common: Arc::default(),
         }
     }
@@ -206,13 +210,14 @@ impl Retriever {
                    ORDER BY rank DESC, id LIMIT {depth}) k"
             )
         };
+        let ef_search = self.ef_search;
         let settings = if self.exact {
             // A sequential scan and sort; the keyword leg keeps its GIN bitmap scan.
             "SET LOCAL enable_indexscan = off;".to_owned()
         } else {
             format!(
                 "SET LOCAL hnsw.iterative_scan = relaxed_order; \
-                 SET LOCAL hnsw.ef_search = {EF_SEARCH};"
+                 SET LOCAL hnsw.ef_search = {ef_search};"
             )
         };
         let sql = format!(

@@ -72,7 +72,9 @@ struct Args {
     base: usize,
     copies: usize,
     skip_ingestion: bool,
-    common_share: f64,
+    keep: bool,
+    common_share: Vec<f64>,
+    ef_search: Vec<u32>,
 }
 
 const HELP: &str = "ai-bench [options] (needs PROTOSTAR_TEST_DATABASE_URL: a dev stack's env)
@@ -82,8 +84,12 @@ const HELP: &str = "ai-bench [options] (needs PROTOSTAR_TEST_DATABASE_URL: a dev
   --base N            distinct generated sentences embedded with e5 (2000)
   --copies N          copies of the six fixtures for the ingestion part (5)
   --skip-ingestion    only the retrieval part
-  --common-share F    keyword leg: leave out words in more than this share of the chunks
-                      (default ai::retrieval::COMMON_SHARE; 1 keeps every word)";
+  --keep              keep the benchmark's database (its name is printed) for a look with psql
+  --common-share F,.. keyword leg: leave out words in more than this share of the chunks
+                      (default ai::retrieval::COMMON_SHARE, 0.02; 1 keeps every word)
+  --ef-search N,..    hnsw.ef_search of the raw query and the hybrid's vector leg
+                      (default ai::retrieval::EF_SEARCH, 300)
+  Each combination of the listed values is measured on the same data.";
 
 fn args() -> Args {
     let mut a = Args {
@@ -93,7 +99,9 @@ fn args() -> Args {
         base: 2000,
         copies: 5,
         skip_ingestion: false,
-        common_share: ai::retrieval::COMMON_SHARE,
+        keep: false,
+        common_share: vec![ai::retrieval::COMMON_SHARE],
+        ef_search: vec![ai::retrieval::EF_SEARCH],
     };
     let mut v = std::env::args().skip(1);
     while let Some(flag) = v.next() {
@@ -106,6 +114,10 @@ fn args() -> Args {
                 a.skip_ingestion = true;
                 continue;
             }
+            "--keep" => {
+                a.keep = true;
+                continue;
+            }
             _ => {}
         }
         let value = v.next().unwrap_or_default();
@@ -116,7 +128,12 @@ fn args() -> Args {
             "--queries" => a.queries = n.max(1),
             "--base" => a.base = n.max(1),
             "--copies" => a.copies = n.max(1),
-            "--common-share" => a.common_share = value.parse().unwrap_or(a.common_share),
+            "--common-share" => {
+                a.common_share = value.split(',').filter_map(|x| x.parse().ok()).collect()
+            }
+            "--ef-search" => {
+                a.ef_search = value.split(',').filter_map(|x| x.parse().ok()).collect()
+            }
             other => {
                 eprintln!("unknown option {other}\n{HELP}");
                 std::process::exit(2);
@@ -339,13 +356,18 @@ fn c_engine(passages: &[String]) {
 }
 
 /// The raw pgvector query, with the same settings and in one round trip like the hybrid one.
-async fn raw(db: &Database, v: &str, owners: &[Uuid], exact: bool) -> anyhow::Result<Vec<Uuid>> {
+async fn raw(
+    db: &Database,
+    v: &str,
+    owners: &[Uuid],
+    exact: bool,
+    ef_search: u32,
+) -> anyhow::Result<Vec<Uuid>> {
     let settings = if exact {
         "SET LOCAL enable_indexscan = off;".to_owned()
     } else {
         format!(
-            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {};",
-            ai::retrieval::EF_SEARCH
+            "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {ef_search};"
         )
     };
     let sql = format!(
@@ -447,66 +469,77 @@ async fn retrieval(db: &Database, a: &Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64() * 1000.0 / a.queries as f64
     );
     let embedder: Arc<dyn Embedder> = e5;
-    let mut hybrid = Retriever::new(db.clone(), embedder.clone());
-    hybrid.common_share = a.common_share;
-    let mut exact_hybrid = hybrid.clone();
-    exact_hybrid.exact = true;
-    let common = hybrid.common_words().await?;
-    let mut common_sorted: Vec<&String> = common.iter().collect();
-    common_sorted.sort();
-    let kept: Vec<usize> = QUESTIONS
-        .iter()
-        .map(|q| {
-            keywords::tokens(q)
-                .iter()
-                .filter(|t| !common.contains(*t))
-                .count()
-        })
-        .collect();
-    println!(
-        "keyword leg: {} words in more than {:.1}% of the chunks are left out ({common_sorted:?}); \
-         query words kept per question: {kept:?} of {:?}",
-        common.len(),
-        a.common_share * 100.0,
-        QUESTIONS
+    for &share in &a.common_share {
+        let mut reference = Retriever::new(db.clone(), embedder.clone());
+        reference.common_share = share;
+        reference.exact = true;
+        let common = reference.common_words().await?;
+        let mut common_sorted: Vec<&String> = common.iter().collect();
+        common_sorted.sort();
+        let kept: Vec<usize> = QUESTIONS
             .iter()
-            .map(|q| keywords::tokens(q).len())
-            .collect::<Vec<_>>()
-    );
-    for (scope, owners) in [
-        ("all owners (talent search)", owners.clone()),
-        ("one owner", vec![owners[0]]),
-    ] {
-        let (mut lat_raw, mut lat_hyb, mut rec_raw, mut rec_hyb) = (vec![], vec![], 0.0, 0.0);
-        for (q, v) in qtexts.iter().zip(&qvecs) {
-            let lit = vector_literal(v);
-            let _ = raw(db, &lit, &owners, false).await?; // warm
-            let t = Instant::now();
-            let got = raw(db, &lit, &owners, false).await?;
-            lat_raw.push(t.elapsed());
-            rec_raw += recall(&got, &raw(db, &lit, &owners, true).await?);
-            let t = Instant::now();
-            let got = hybrid.hybrid(q, v, &owners, 10).await?;
-            lat_hyb.push(t.elapsed());
-            let want = exact_hybrid.hybrid(q, v, &owners, 10).await?;
-            let ids = |x: &[ai::retrieval::RetrievedChunk]| {
-                x.iter().map(|c| c.chunk_id).collect::<Vec<_>>()
-            };
-            rec_hyb += recall(&ids(&got), &ids(&want));
-        }
-        lat_raw.sort();
-        lat_hyb.sort();
-        let n = a.queries as f64;
+            .map(|q| {
+                keywords::tokens(q)
+                    .iter()
+                    .filter(|t| !common.contains(*t))
+                    .count()
+            })
+            .collect();
         println!(
-            "{scope}: raw pgvector p50 {:.2} ms p99 {:.2} ms recall@10 {:.3} | hybrid p50 {:.2} ms p99 {:.2} ms recall@10 {:.3} | hybrid/raw p50 {:.2}x",
-            pct(&lat_raw, 0.5),
-            pct(&lat_raw, 0.99),
-            rec_raw / n,
-            pct(&lat_hyb, 0.5),
-            pct(&lat_hyb, 0.99),
-            rec_hyb / n,
-            pct(&lat_hyb, 0.5) / pct(&lat_raw, 0.5),
+            "\nkeyword leg: {} words in more than {:.1}% of the chunks are left out ({common_sorted:?}); \
+             query words kept per question: {kept:?} of {:?}",
+            common.len(),
+            share * 100.0,
+            QUESTIONS
+                .iter()
+                .map(|q| keywords::tokens(q).len())
+                .collect::<Vec<_>>()
         );
+        for &ef in &a.ef_search {
+            // Shares the reference's common words: both see the very same keyword leg.
+            let mut hybrid = reference.clone();
+            hybrid.exact = false;
+            hybrid.ef_search = ef;
+            for (scope, owners) in [
+                ("all owners (talent search)", owners.clone()),
+                ("one owner", vec![owners[0]]),
+            ] {
+                let (mut lat_raw, mut lat_hyb, mut rec_raw, mut rec_hyb) =
+                    (vec![], vec![], 0.0, 0.0);
+                for (q, v) in qtexts.iter().zip(&qvecs) {
+                    let lit = vector_literal(v);
+                    let _ = raw(db, &lit, &owners, false, ef).await?; // warm
+                    let t = Instant::now();
+                    let got = raw(db, &lit, &owners, false, ef).await?;
+                    lat_raw.push(t.elapsed());
+                    rec_raw += recall(&got, &raw(db, &lit, &owners, true, ef).await?);
+                    let _ = hybrid.hybrid(q, v, &owners, 10).await?; // warm
+                    let t = Instant::now();
+                    let got = hybrid.hybrid(q, v, &owners, 10).await?;
+                    lat_hyb.push(t.elapsed());
+                    let want = reference.hybrid(q, v, &owners, 10).await?;
+                    let ids = |x: &[ai::retrieval::RetrievedChunk]| {
+                        x.iter().map(|c| c.chunk_id).collect::<Vec<_>>()
+                    };
+                    rec_hyb += recall(&ids(&got), &ids(&want));
+                }
+                lat_raw.sort();
+                lat_hyb.sort();
+                let n = a.queries as f64;
+                let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+                println!(
+                    "common share {share}, ef_search {ef}, {scope}: raw pgvector p50 {:.2} ms p99 {:.2} ms recall@10 {:.3} | hybrid p50 {:.2} ms p99 {:.2} ms recall@10 {:.3} | hybrid/raw p50 {:.2}x | load {}",
+                    pct(&lat_raw, 0.5),
+                    pct(&lat_raw, 0.99),
+                    rec_raw / n,
+                    pct(&lat_hyb, 0.5),
+                    pct(&lat_hyb, 0.99),
+                    rec_hyb / n,
+                    pct(&lat_hyb, 0.5) / pct(&lat_raw, 0.5),
+                    load.split(' ').take(3).collect::<Vec<_>>().join(" "),
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -533,6 +566,10 @@ async fn main() -> anyhow::Result<()> {
     }
     .await;
     db.pool().close().await;
+    if a.keep {
+        println!("kept the database {name}");
+        return outcome;
+    }
     let mut admin = PgConnection::connect(&server).await?;
     admin
         .execute(AssertSqlSafe(format!(

@@ -13,6 +13,9 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 32;
 /// Questions remembered.
 const CACHE: usize = 4096;
+/// Questions waiting at most; past it an ask is refused as a busy model rather than queued
+/// without bound.
+const QUEUE: usize = 1024;
 
 type Reply = oneshot::Sender<Result<Vec<f32>, EmbedError>>;
 
@@ -40,14 +43,14 @@ impl Cache {
 }
 
 pub(super) struct Queries {
-    tx: mpsc::UnboundedSender<(String, Reply)>,
+    tx: mpsc::Sender<(String, Reply)>,
     cache: Arc<Mutex<Cache>>,
 }
 
 impl Queries {
     /// Starts the batching task; it ends when the last handle is dropped.
     pub(super) fn start(inner: Arc<LocalInner>, batch: usize) -> Self {
-        let (tx, mut rx) = mpsc::unbounded_channel::<(String, Reply)>();
+        let (tx, mut rx) = mpsc::channel::<(String, Reply)>(QUEUE);
         let cache = Arc::new(Mutex::new(Cache::default()));
         let store = cache.clone();
         tokio::spawn(async move {
@@ -58,6 +61,11 @@ impl Queries {
                         Ok(job) => jobs.push(job),
                         Err(_) => break,
                     }
+                }
+                // Whoever stopped waiting (a client gone) costs nothing.
+                jobs.retain(|(_, reply)| !reply.is_closed());
+                if jobs.is_empty() {
+                    continue;
                 }
                 let texts: Vec<String> = jobs.iter().map(|(t, _)| t.clone()).collect();
                 let model = inner.clone();
@@ -93,8 +101,15 @@ impl Queries {
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((text.to_owned(), reply))
-            .map_err(|_| EmbedError::Model("the question queue has stopped".into()))?;
+            .try_send((text.to_owned(), reply))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    EmbedError::Model("too many questions are waiting for the model".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => {
+                    EmbedError::Model("the question queue has stopped".into())
+                }
+            })?;
         answer
             .await
             .map_err(|_| EmbedError::Model("the question queue has stopped".into()))?

@@ -155,7 +155,8 @@ pub async fn ask(
     let ask = kernel::ai_api::AskBody {
         question: question.clone(),
         owner_id: bot.owner_id,
-        candidate: bot.name.clone(),
+        // The person the chatbot speaks about: their own name, not the chatbot's title.
+        candidate: bot.owner_name.clone().unwrap_or_else(|| bot.name.clone()),
         persona: Some(bot.persona.clone()).filter(|p| !p.is_empty()),
         voice: if bot.voice == "first_person" {
             kernel::ai_api::Voice::FirstPerson
@@ -163,15 +164,9 @@ pub async fn ask(
             kernel::ai_api::Voice::ThirdPerson
         },
     };
-    let steps = match chat.ai.answer(&origin.bearer, &ask).await {
-        Ok(s) => s,
-        Err(p) => {
-            refund(&chat, &reservation).await;
-            chat.metrics.asked("failed");
-            return Err(p);
-        }
-    };
     let turn = Turn {
+        deadline: tokio::time::Instant::now()
+            + std::time::Duration::from_secs(chat.config.answer_timeout_secs),
         chat: chat.clone(),
         bot,
         conversation_id,
@@ -182,14 +177,26 @@ pub async fn ask(
         reservation,
         ctx: origin.ctx,
     };
+    // From here on the work runs in a task of its own: a client that goes away (or a proxy that
+    // gives up) drops this handler, never the unit of quota taken above — the task either keeps
+    // the answer or gives the unit back.
+    let (started_tx, started) = tokio::sync::oneshot::channel();
     if wants_stream(&headers) {
         let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
-        tokio::spawn(turn.run(steps, Some(tx)));
-        Ok(Sse::new(receiver_stream(rx).map(Ok::<_, Infallible>))
-            .keep_alive(KeepAlive::default())
-            .into_response())
+        tokio::spawn(turn.answer(ask, origin.bearer, Some(tx), Some(started_tx)));
+        match started.await {
+            Ok(Ok(())) => Ok(Sse::new(receiver_stream(rx).map(Ok::<_, Infallible>))
+                .keep_alive(KeepAlive::default())
+                .into_response()),
+            Ok(Err(p)) => Err(p),
+            Err(_) => Err(Problem::internal(anyhow::anyhow!(
+                "the answer task ended before it started"
+            ))),
+        }
     } else {
-        let view = turn.run(steps, None).await?;
+        let view = tokio::spawn(turn.answer(ask, origin.bearer, None, None))
+            .await
+            .map_err(Problem::internal)??;
         Ok(Json(view).into_response())
     }
 }
@@ -215,6 +222,8 @@ fn event(name: &str, data: &impl Serialize) -> SseEvent {
 
 /// One question being answered.
 struct Turn {
+    /// When the answer must be finished (`chat.answer_timeout_secs`), in process or not.
+    deadline: tokio::time::Instant,
     chat: Chat,
     bot: Chatbot,
     conversation_id: Uuid,
@@ -227,8 +236,44 @@ struct Turn {
 }
 
 impl Turn {
-    /// Relays the answer to `sink` (when streaming) and keeps it once done. A client that goes
-    /// away only stops the relaying.
+    /// Asks ai, then relays the answer to `sink` (when streaming) and keeps it once done. A
+    /// client that goes away only stops the relaying. `started` learns whether ai took the
+    /// question (before any event, so that a refusal can still be a plain problem answer).
+    async fn answer(
+        self,
+        ask: kernel::ai_api::AskBody,
+        bearer: String,
+        sink: Option<tokio::sync::mpsc::Sender<SseEvent>>,
+        started: Option<tokio::sync::oneshot::Sender<Result<(), Problem>>>,
+    ) -> Result<AnswerView, Problem> {
+        let begun = tokio::time::timeout_at(self.deadline, self.chat.ai.answer(&bearer, &ask))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Problem::UpstreamUnavailable(
+                    "The answering service took too long.".into(),
+                ))
+            });
+        match begun {
+            Ok(steps) => {
+                if let Some(s) = started {
+                    let _ = s.send(Ok(()));
+                }
+                self.run(steps, sink).await
+            }
+            Err(p) => {
+                refund(&self.chat, &self.reservation).await;
+                self.chat.metrics.asked("failed");
+                match started {
+                    Some(s) => {
+                        let _ = s.send(Err(p));
+                        Err(Problem::UpstreamUnavailable("The answer failed.".into()))
+                    }
+                    None => Err(p),
+                }
+            }
+        }
+    }
+
     async fn run(
         self,
         steps: impl Stream<Item = Step> + Send,
@@ -238,7 +283,14 @@ impl Turn {
         let mut text = String::new();
         let mut citations: Vec<Citation> = Vec::new();
         let mut steps = std::pin::pin!(steps);
-        while let Some(step) = steps.next().await {
+        loop {
+            let step = match tokio::time::timeout_at(self.deadline, steps.next()).await {
+                Ok(Some(step)) => step,
+                Ok(None) => Step::Failed("the answer stopped".into()),
+                Err(_) => {
+                    Step::Failed("the answer took longer than chat.answer_timeout_secs".into())
+                }
+            };
             match step {
                 Step::Token(t) => {
                     sink.send(event("token", &serde_json::json!({ "text": t })))
@@ -250,12 +302,13 @@ impl Turn {
                     citations.push(c);
                 }
                 Step::Failed(detail) => {
+                    // The detail may quote a model provider's error; it stays in the log.
                     tracing::warn!(chatbot = %self.bot.slug, %detail, "an answer failed");
                     refund(&self.chat, &self.reservation).await;
                     self.chat.metrics.asked("failed");
-                    let p = Problem::UpstreamUnavailable(format!(
-                        "The answer could not be finished ({detail}). This question was not counted."
-                    ));
+                    let p = Problem::UpstreamUnavailable(
+                        "The answer could not be finished. This question was not counted.".into(),
+                    );
                     sink.send(event("error", &problem_body(&p, self.ctx.as_ref())))
                         .await;
                     return Err(p);
@@ -282,6 +335,7 @@ impl Turn {
                         Ok(id) => id,
                         Err(p) => {
                             refund(&self.chat, &self.reservation).await;
+                            self.chat.metrics.asked("failed");
                             sink.send(event("error", &problem_body(&p, self.ctx.as_ref())))
                                 .await;
                             return Err(p);
@@ -315,9 +369,6 @@ impl Turn {
                 }
             }
         }
-        // `Ai::answer` always ends with Done or Failed; this is only the type's due.
-        refund(&self.chat, &self.reservation).await;
-        Err(Problem::UpstreamUnavailable("The answer stopped.".into()))
     }
 }
 

@@ -276,6 +276,9 @@ impl Quotas {
         let day = self.day(&mut tx, now).await?;
         let mut taken = Vec::new();
         let mut used_first = 0;
+        // What the tightest counter leaves: the asker's own limit may not be what stops them.
+        let mut remaining = u32::MAX;
+        let mut binding: Option<&Counter> = None;
         // The same order in every transaction (the asker's own counters first, the shared
         // chatbot counter last), so two reservations never wait on each other in a cycle.
         for (i, c) in counters.iter().enumerate() {
@@ -303,40 +306,46 @@ impl Quotas {
                     resets_at: c.daily.then_some(day.next),
                 }));
             };
+            let used = used.max(0) as u32;
             if i == 0 {
-                used_first = used.max(0) as u32;
+                used_first = used;
+            }
+            let left = c.limit.saturating_sub(used);
+            if left < remaining {
+                remaining = left;
+                binding = Some(c);
             }
             taken.push((c.scope.clone(), period));
         }
         tx.commit().await?;
         let first = &counters[0];
+        let resets = binding.unwrap_or(first);
         Ok(Ok(Reservation {
             taken,
             view: QuotaView {
                 limit: Some(first.limit),
                 used: used_first,
-                remaining: Some(first.limit.saturating_sub(used_first)),
-                resets_at: first.daily.then_some(day.next),
+                remaining: Some(remaining),
+                resets_at: resets.daily.then_some(day.next),
                 period: if first.daily { "day" } else { "total" },
             },
         }))
     }
 
-    /// Gives back what `r` took (its answer failed).
+    /// Gives back what `r` took (its answer failed). One statement per counter, each its own
+    /// transaction: a statement touching several rows would lock them in whatever order its plan
+    /// picks, and could wait in a cycle with a reservation locking them in order.
     pub async fn refund(&self, r: &Reservation) -> Result<(), sqlx::Error> {
-        if r.taken.is_empty() {
-            return Ok(());
+        for (scope, period) in &r.taken {
+            sqlx::query(
+                "UPDATE quota_counters SET used = used - 1 \
+                 WHERE scope = $1 AND period = $2 AND used > 0",
+            )
+            .bind(scope)
+            .bind(period)
+            .execute(self.db.pool())
+            .await?;
         }
-        let (scopes, periods): (Vec<String>, Vec<String>) = r.taken.iter().cloned().unzip();
-        sqlx::query(
-            "UPDATE quota_counters q SET used = q.used - 1 \
-             FROM unnest($1::text[], $2::text[]) AS t(scope, period) \
-             WHERE q.scope = t.scope AND q.period = t.period AND q.used > 0",
-        )
-        .bind(&scopes)
-        .bind(&periods)
-        .execute(self.db.pool())
-        .await?;
         Ok(())
     }
 
@@ -356,6 +365,7 @@ impl Quotas {
         let day = self.day(&mut conn, now).await?;
         let mut remaining = u32::MAX;
         let mut used_first = 0;
+        let mut binding: Option<&Counter> = None;
         for (i, c) in counters.iter().enumerate() {
             let period = if c.daily {
                 day.period.as_str()
@@ -373,14 +383,19 @@ impl Quotas {
             if i == 0 {
                 used_first = used;
             }
-            remaining = remaining.min(c.limit.saturating_sub(used));
+            let left = c.limit.saturating_sub(used);
+            if left < remaining {
+                remaining = left;
+                binding = Some(c);
+            }
         }
         let first = &counters[0];
+        let resets = binding.unwrap_or(first);
         Ok(QuotaView {
             limit: Some(first.limit),
             used: used_first,
             remaining: Some(remaining),
-            resets_at: first.daily.then_some(day.next),
+            resets_at: resets.daily.then_some(day.next),
             period: if first.daily { "day" } else { "total" },
         })
     }

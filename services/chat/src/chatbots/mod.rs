@@ -60,7 +60,8 @@ pub async fn mine_or_new(chat: &Chat, owner: Uuid) -> Result<Chatbot, Problem> {
         base.clone(),
         format!("{base}-{}", &short[short.len() - 4..]),
         format!("{base}-{}", &short[short.len() - 8..]),
-        format!("protostar-{short}"),
+        // 32 characters; every candidate stays within the 40 a slug may have.
+        format!("p-{}", &short[..30]),
     ] {
         let bot = Chatbot {
             id: Uuid::now_v7(),

@@ -141,7 +141,8 @@ pub fn slug_from(name: &str) -> Option<String> {
             out.push('-');
         }
     }
-    let out: String = out.trim_matches('-').chars().take(32).collect();
+    // Room for the `-` and eight hex digits a taken slug gets (40 at most, see `valid_slug`).
+    let out: String = out.trim_matches('-').chars().take(30).collect();
     let out = out.trim_matches('-').to_owned();
     valid_slug(&out).then_some(out)
 }

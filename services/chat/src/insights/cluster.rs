@@ -62,18 +62,21 @@ pub fn cluster(vectors: &[Vec<f32>], threshold: f32) -> Vec<Group> {
         .collect();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut sums: Vec<Vec<f32>> = Vec::new();
+    // The unit centres, kept beside the sums: only the group that grew is normalised again.
+    let mut centres_now: Vec<Vec<f32>> = Vec::new();
     for (i, v) in vectors.iter().enumerate() {
-        let centres: Vec<Vec<f32>> = sums.iter().map(|s| unit(s.clone())).collect();
-        match closest(v, &centres) {
+        match closest(v, &centres_now) {
             Some((g, sim)) if sim >= threshold => {
                 groups[g].push(i);
                 for (s, x) in sums[g].iter_mut().zip(v) {
                     *s += x;
                 }
+                centres_now[g] = unit(sums[g].clone());
             }
             _ => {
                 groups.push(vec![i]);
                 sums.push(v.clone());
+                centres_now.push(v.clone());
             }
         }
     }

@@ -83,6 +83,12 @@ pub async fn spawn_with(options: Options) -> App {
             "test-secret".into(),
         ),
         ("PROTOSTAR_BLOB__CREATE_BUCKET".into(), "true".into()),
+        // chat alone: it must be told where ai is, though these tests never ask a question
+        // (a closed port: an ask would be a 503, see services/protostar/tests/chat.rs).
+        (
+            "PROTOSTAR_UPSTREAMS__AI__ADMIN".into(),
+            "http://127.0.0.1:9".into(),
+        ),
     ];
     if let Some(url) = &options.broker_url {
         vars.push(("PROTOSTAR_BROKER__URL".into(), url.clone()));
