@@ -85,12 +85,12 @@ for s in ("embed", "retrieve", "generate"):
 '
 }
 
-wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -s services/chat/bench/ask.lua "http://$PUBLIC" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" --timeout 60s -s services/chat/bench/ask.lua "http://$PUBLIC" >/dev/null
 BEFORE="$(stages)"
-ASK=$(ASK_UNIQUE=1 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
+ASK=$(ASK_UNIQUE=1 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
 AFTER="$(stages)"
-REPEAT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
-BASE=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s services/chat/bench/public.lua "http://$PUBLIC" | grep '^RESULT')
+REPEAT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
+BASE=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/public.lua "http://$PUBLIC" | grep '^RESULT')
 RSS=$(ps -o rss= -p "$PID" | awk '{printf "%.1f", $1/1024}')
 
 field() { echo "$1" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2; }

@@ -1,8 +1,9 @@
 //! Questions embedded together. Each ask embeds one short question; run one by one on the
-//! blocking pool, fifty at once fight over two cores and each pays a whole model pass. Here the
-//! questions that arrive while one pass runs wait for the next, which embeds them all as one
-//! batch (a batch of short texts costs little more than one), one pass at a time. A recent
-//! question asked again ("What is your tech stack?") comes from a small cache of exact texts.
+//! blocking pool, fifty at once fight over two cores and each pays a whole model pass. Here at
+//! most one pass per core runs at a time, and the questions that arrive meanwhile wait for the
+//! next free pass, which embeds them all as one batch (a batch of short texts costs little more
+//! than one). A recent question asked again ("What is your tech stack?") comes from a small
+//! cache of exact texts.
 
 use super::{EmbedError, LocalInner, Purpose};
 use std::collections::{HashMap, VecDeque};
@@ -53,8 +54,18 @@ impl Queries {
         let (tx, mut rx) = mpsc::channel::<(String, Reply)>(QUEUE);
         let cache = Arc::new(Mutex::new(Cache::default()));
         let store = cache.clone();
+        let passes = Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ));
         tokio::spawn(async move {
-            while let Some(first) = rx.recv().await {
+            loop {
+                // A free pass first: the questions that come meanwhile join its batch.
+                let Ok(permit) = passes.clone().acquire_owned().await else {
+                    return;
+                };
+                let Some(first) = rx.recv().await else {
+                    return;
+                };
                 let mut jobs = vec![first];
                 while jobs.len() < MAX_BATCH {
                     match rx.try_recv() {
@@ -65,31 +76,36 @@ impl Queries {
                 // Whoever stopped waiting (a client gone) costs nothing.
                 jobs.retain(|(_, reply)| !reply.is_closed());
                 if jobs.is_empty() {
+                    drop(permit);
                     continue;
                 }
                 let texts: Vec<String> = jobs.iter().map(|(t, _)| t.clone()).collect();
                 let model = inner.clone();
-                let result = tokio::task::spawn_blocking(move || {
-                    model.embed(&texts, Purpose::Query, batch.max(MAX_BATCH))
-                })
-                .await
-                .map_err(|e| EmbedError::Model(e.to_string()))
-                .and_then(|r| r);
-                match result {
-                    Ok(vectors) => {
-                        for ((text, reply), v) in jobs.into_iter().zip(vectors) {
-                            if let Ok(mut c) = store.lock() {
-                                c.put(text, v.clone());
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let result = tokio::task::spawn_blocking(move || {
+                        model.embed(&texts, Purpose::Query, batch.max(MAX_BATCH))
+                    })
+                    .await
+                    .map_err(|e| EmbedError::Model(e.to_string()))
+                    .and_then(|r| r);
+                    drop(permit);
+                    match result {
+                        Ok(vectors) => {
+                            for ((text, reply), v) in jobs.into_iter().zip(vectors) {
+                                if let Ok(mut c) = store.lock() {
+                                    c.put(text, v.clone());
+                                }
+                                let _ = reply.send(Ok(v));
                             }
-                            let _ = reply.send(Ok(v));
+                        }
+                        Err(e) => {
+                            for (_, reply) in jobs {
+                                let _ = reply.send(Err(EmbedError::Model(e.to_string())));
+                            }
                         }
                     }
-                    Err(e) => {
-                        for (_, reply) in jobs {
-                            let _ = reply.send(Err(EmbedError::Model(e.to_string())));
-                        }
-                    }
-                }
+                });
             }
         });
         Self { tx, cache }

@@ -24,8 +24,10 @@ const MAX_PER_PASSAGE: usize = 2;
 /// Characters of quoted text at most, so an answer stays readable in a widget.
 const MAX_CHARS: usize = 700;
 
-/// Passages whose sentences are compared by meaning when no word is shared.
+/// Passages whose sentences are compared by meaning when no word is shared, and sentences at
+/// most: one embedding batch of this size is the price of an answer across languages.
 const MEANING_PASSAGES: usize = 2;
+const MEANING_SENTENCES: usize = 8;
 
 #[derive(Default, Clone)]
 pub struct Extractive {
@@ -48,7 +50,11 @@ impl Extractive {
         let mut at = Vec::new();
         let mut texts = Vec::new();
         for (rank, p) in req.passages.iter().take(MEANING_PASSAGES).enumerate() {
-            for (i, s) in sentences_of(p).into_iter().enumerate() {
+            for (i, s) in sentences_of(p)
+                .into_iter()
+                .enumerate()
+                .take(MEANING_SENTENCES / 2)
+            {
                 at.push((rank, i));
                 texts.push(s.to_owned());
             }
