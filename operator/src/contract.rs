@@ -197,7 +197,14 @@ pub fn needs(target: &str) -> Needs {
             trusted_proxies: Some(Proxies::Gateway(env::AUTH_TRUSTED_PROXIES)),
             ..n
         },
-        "user" | "psych" => Needs {
+        // user's export asks chat for the account's chat data.
+        "user" => Needs {
+            database: true,
+            broker: true,
+            calls: &["chat"],
+            ..n
+        },
+        "psych" => Needs {
             database: true,
             broker: true,
             ..n

@@ -234,6 +234,7 @@ fn first_reconcile_calls() -> Vec<String> {
         "default-deny",
         "gateway",
         "services",
+        "internal-chat",
         "internal-ai",
         "redis",
         "database",

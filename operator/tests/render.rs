@@ -780,6 +780,12 @@ fn chat_reaches_ai_and_believes_the_gateway() {
         value_of(&chat, "PROTOSTAR_UPSTREAMS__AI__ADMIN"),
         Some("http://ps-ai:8081")
     );
+    // user's export asks chat for the account's chat data.
+    let user = env_pairs(find(&objs, Kind::Deployment, "ps-user"));
+    assert_eq!(
+        value_of(&user, "PROTOSTAR_UPSTREAMS__CHAT__ADMIN"),
+        Some("http://ps-chat:8081")
+    );
     let private = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
     assert_eq!(
         value_of(&chat, "PROTOSTAR_CHAT__TRUSTED_PROXIES"),
@@ -1036,6 +1042,10 @@ fn network_policies_let_chat_reach_ai_admin_only() {
     assert!(may_reach(&policies, &gw, &ai, 8081), "gateway → ai admin");
     assert!(may_reach(&policies, &chat, &ai, 8080), "chat → ai public");
     assert!(!may_reach(&policies, &user, &ai, 8081), "user ↛ ai admin");
+    assert!(
+        may_reach(&policies, &user, &chat, 8081),
+        "user → chat admin (the export)"
+    );
     assert!(!may_reach(&policies, &ai, &chat, 8081), "ai ↛ chat admin");
     assert!(
         !may_reach(&policies, &chat, &user, 8081),

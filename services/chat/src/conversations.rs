@@ -16,8 +16,8 @@ use uuid::Uuid;
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatbotRef {
-    slug: String,
-    name: String,
+    pub(crate) slug: String,
+    pub(crate) name: String,
 }
 
 #[derive(Serialize)]
@@ -39,20 +39,20 @@ pub struct ConversationList {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FeedbackView {
-    rating: String,
-    comment: Option<String>,
+    pub(crate) rating: String,
+    pub(crate) comment: Option<String>,
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TurnView {
-    answer_id: Uuid,
-    question: String,
-    answer: String,
-    supported: bool,
-    citations: Vec<Citation>,
-    asked_at: DateTime<Utc>,
-    feedback: Option<FeedbackView>,
+    pub(crate) answer_id: Uuid,
+    pub(crate) question: String,
+    pub(crate) answer: String,
+    pub(crate) supported: bool,
+    pub(crate) citations: Vec<Citation>,
+    pub(crate) asked_at: DateTime<Utc>,
+    pub(crate) feedback: Option<FeedbackView>,
 }
 
 #[derive(Serialize)]

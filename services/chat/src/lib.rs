@@ -4,7 +4,8 @@
 //! - [`ask`]: asking, with exact quotas ([`ask::quota`]), answers streamed from the ai service
 //!   and kept with their citations;
 //! - [`conversations`], [`answers`] (feedback, corrections), [`insights`], [`talent`];
-//! - [`content`]: career documents (uploads, originals in object storage, ingestion status).
+//! - [`content`]: career documents (uploads, originals in object storage, ingestion status);
+//! - [`export`]: everything of one account's, for the user service's export.
 //!
 //! It talks to ai through events (`content.*`, `chat.correction_saved`) and its internal API
 //! (`/internal/ai/answer`, `/internal/ai/retrieve`), in process under `--target all` and over
@@ -17,6 +18,7 @@ pub mod chatbots;
 pub mod content;
 pub mod conversations;
 mod events;
+pub mod export;
 pub mod insights;
 mod metrics;
 pub mod talent;
@@ -174,6 +176,7 @@ async fn start(p: &Platform) -> Result<Routes, ServiceError> {
                     "/internal/chat/widget-origins",
                     get(chatbots::widget_origins),
                 )
+                .route(export::PATH, get(export::export))
                 .with_state(chat),
         ),
     })

@@ -200,6 +200,8 @@ struct Deployment {
     /// The gateway's listeners.
     public: String,
     admin: String,
+    /// Every process's public listener, each ready once its schemas are migrated.
+    ready: Vec<String>,
     _servers: Vec<Server>,
 }
 
@@ -209,10 +211,21 @@ fn deploy(db: &TestDb, data: &std::path::Path, separate: bool) -> Deployment {
         return Deployment {
             public: s.public.clone(),
             admin: s.admin.clone(),
+            ready: vec![s.public.clone()],
             _servers: vec![s],
         };
     }
-    let services = serve_targets(db, data, "auth,user", &[]);
+    // user's export asks chat, which does not run here: a closed port, so an export is a 503
+    // (session_lifecycle checks that it says so rather than answering a part).
+    let services = serve_targets(
+        db,
+        data,
+        "auth,user",
+        &[(
+            "PROTOSTAR_UPSTREAMS__CHAT__ADMIN",
+            "http://127.0.0.1:9".into(),
+        )],
+    );
     let gateway = serve_targets(
         db,
         data,
@@ -231,6 +244,8 @@ fn deploy(db: &TestDb, data: &std::path::Path, separate: bool) -> Deployment {
     Deployment {
         public: gateway.public.clone(),
         admin: gateway.admin.clone(),
+        // The gateway's readiness is its own: the services' schemas migrate in their process.
+        ready: vec![gateway.public.clone(), services.public.clone()],
         _servers: vec![gateway, services],
     }
 }
@@ -246,14 +261,16 @@ async fn session_lifecycle(separate: bool) {
     std::fs::create_dir_all(&data).unwrap();
     let d = deploy(&db, &data, separate);
     let client = kernel::http::client(Duration::from_secs(10));
-    until("readiness", || async {
-        client
-            .get(format!("{}/readyz", d.public))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-    })
-    .await;
+    for base in &d.ready {
+        until("readiness", || async {
+            client
+                .get(format!("{base}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+    }
     let post = |path: &str, token: Option<&str>, body: Value| {
         let mut req = client.post(format!("{}{path}", d.public)).json(&body);
         if let Some(t) = token {
@@ -285,6 +302,29 @@ async fn session_lifecycle(separate: bool) {
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
+
+    // The export is everything or nothing: without chat it is a 503, not a partial archive.
+    let res = client
+        .get(format!("{}/api/users/me/export", d.public))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    if separate {
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        let problem: Value = res.json().await.unwrap();
+        assert!(
+            problem["type"]
+                .as_str()
+                .is_some_and(|t| t.ends_with("upstream-unavailable")),
+            "{problem}"
+        );
+    } else {
+        assert_eq!(res.status(), 200);
+        let export: Value = res.json().await.unwrap();
+        assert_eq!(export["chat"]["conversations"], json!([]));
+    }
 
     let res = post("/api/auth/refresh", None, json!({"refreshToken": first}))
         .await

@@ -15,6 +15,7 @@
 //! request may arrive before `user.registered` does; the profile is then created from the
 //! caller's verified token and completed when the event lands.
 
+mod chat;
 mod domain;
 mod events;
 mod routes;
@@ -37,6 +38,8 @@ pub(crate) const SERVICE: &str = "user";
 pub struct AppState {
     pub(crate) db: Database,
     pub(crate) verifier: Arc<TokenVerifier>,
+    /// chat's internal API, for the export.
+    pub(crate) chat: chat::Chat,
 }
 
 impl axum::extract::FromRef<AppState> for Arc<TokenVerifier> {
@@ -59,6 +62,7 @@ async fn start(p: &Platform) -> Result<Routes, ServiceError> {
     let state = AppState {
         db: db.clone(),
         verifier: p.verifier.clone(),
+        chat: chat::Chat::new(p.internal_client("chat", chat::TIMEOUT)?),
     };
     Ok(Routes {
         public: routes::public(state.clone()),

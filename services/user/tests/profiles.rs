@@ -77,6 +77,8 @@ async fn profile_follows_signup_and_changes(mode: Mode) {
     );
     let export: Value = res.json().await.unwrap();
     assert_eq!(export["profile"]["displayName"], "Lin Wei");
+    // chat's part, asked with the caller's own token.
+    assert_eq!(export["chat"]["standIn"], true);
 }
 
 #[tokio::test]

@@ -15,10 +15,11 @@ mod config;
 pub(crate) mod metrics;
 mod routes;
 pub mod sniff;
-mod store;
+pub(crate) mod store;
 mod upload;
 
 pub use config::ContentConfig;
+pub use routes::DocumentView;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};

@@ -5,7 +5,7 @@ use crate::AppState;
 use crate::domain::DisplayName;
 use crate::store;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use kernel::http::Json;
@@ -85,12 +85,18 @@ pub async fn update(
     Ok(Json(view(profile, caller.role())))
 }
 
-/// Everything this service keeps for the account, as one JSON document to download.
+/// Everything the account owns, as one JSON document to download: what this service keeps, and
+/// under `chat` what the chat service keeps (asked with the caller's own token). Without chat
+/// the answer is `503`, never a silently partial archive.
 pub async fn export(
     caller: Caller,
     State(s): State<AppState>,
+    headers: HeaderMap,
 ) -> Result<impl IntoResponse, Problem> {
     let id = account_of(&caller)?;
+    let bearer = crate::chat::bearer(&headers)
+        .ok_or_else(|| Problem::Unauthenticated("This needs an access token.".into()))?;
+    let chat = s.chat.export(bearer).await?;
     let mut tx = s.db.pool().begin().await?;
     let profile = store::profile_for_update(&mut tx, id)
         .await?
@@ -101,6 +107,7 @@ pub async fn export(
         "exportedAt": Utc::now(),
         "profile": view(profile, caller.role()),
         "inviteRedemptions": redemptions,
+        "chat": chat,
     });
     Ok((
         [(

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 use axum::Router;
+use axum::response::IntoResponse;
 use base64::Engine;
 use kernel::config::ConfigSource;
 use kernel::service::Platform;
@@ -92,6 +93,25 @@ async fn serve(router: Router, p: &Platform, name: &str, stop: &CancellationToke
     format!("http://{addr}")
 }
 
+/// chat's `GET /internal/chat/export`, as far as user needs it: it answers for a bearer token
+/// and says it got one (chat's own answer is tested through the binary, services/protostar).
+fn chat_stand_in() -> Router {
+    Router::new().route(
+        "/internal/chat/export",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            let bearer = headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("Bearer "));
+            if bearer {
+                axum::Json(serde_json::json!({"standIn": true})).into_response()
+            } else {
+                axum::http::StatusCode::UNAUTHORIZED.into_response()
+            }
+        }),
+    )
+}
+
 pub async fn spawn(mode: Mode) -> App {
     let db = TestDb::new().await;
     let stop = CancellationToken::new();
@@ -102,9 +122,14 @@ pub async fn spawn(mode: Mode) -> App {
         .collect();
     let auth_platform = Platform::from_config(vars(&db, &broker_vars), stop.clone()).unwrap();
     let auth_routes = auth::init(&auth_platform).await.unwrap();
+    let chat = serve(chat_stand_in(), &auth_platform, "chat-admin", &stop).await;
     let (public, admin, services) = match mode {
         Mode::All => {
-            let user_routes = user::init(&auth_platform).await.unwrap();
+            // user asks chat for the export; a stand-in answers here (the gateway of this
+            // process is not told of it, so it polls no widget origins).
+            let mut user_platform = auth_platform.clone();
+            user_platform.config = vars(&db, &[("PROTOSTAR_UPSTREAMS__CHAT__ADMIN", chat.clone())]);
+            let user_routes = user::init(&user_platform).await.unwrap();
             let front = gateway::front(
                 &auth_platform,
                 gateway::LocalTargets {
@@ -125,6 +150,7 @@ pub async fn spawn(mode: Mode) -> App {
             let jwks = format!("{auth_public}/.well-known/jwks.json");
             let mut user_vars = broker_vars.clone();
             user_vars.push(("PROTOSTAR_AUTH__JWKS_URL", jwks.clone()));
+            user_vars.push(("PROTOSTAR_UPSTREAMS__CHAT__ADMIN", chat.clone()));
             let mut user_platform =
                 Platform::from_config(vars(&db, &user_vars), stop.clone()).unwrap();
             if mode == Mode::Split {
