@@ -5,6 +5,8 @@
 pub mod bert;
 pub mod convert;
 mod queries;
+
+pub(crate) use queries::Cache as VectorCache;
 mod remote;
 pub mod tokenize;
 

@@ -20,18 +20,19 @@ const QUEUE: usize = 1024;
 
 type Reply = oneshot::Sender<Result<Vec<f32>, EmbedError>>;
 
+/// Vectors of recent texts, by exact text; the oldest is forgotten first.
 #[derive(Default)]
-struct Cache {
+pub(crate) struct Cache {
     vectors: HashMap<String, Vec<f32>>,
     order: VecDeque<String>,
 }
 
 impl Cache {
-    fn get(&self, text: &str) -> Option<Vec<f32>> {
+    pub(crate) fn get(&self, text: &str) -> Option<Vec<f32>> {
         self.vectors.get(text).cloned()
     }
 
-    fn put(&mut self, text: String, v: Vec<f32>) {
+    pub(crate) fn put(&mut self, text: String, v: Vec<f32>) {
         if self.vectors.insert(text.clone(), v).is_none() {
             self.order.push_back(text);
             if self.order.len() > CACHE

@@ -32,6 +32,9 @@ const MEANING_SENTENCES: usize = 8;
 #[derive(Default, Clone)]
 pub struct Extractive {
     embedder: Option<Arc<dyn Embedder>>,
+    /// The passages' sentences come back with every question about them; their vectors are
+    /// kept rather than computed again for each answer.
+    sentences: Arc<std::sync::Mutex<crate::embed::VectorCache>>,
 }
 
 impl Extractive {
@@ -40,6 +43,7 @@ impl Extractive {
     pub fn with_embedder(embedder: Arc<dyn Embedder>) -> Self {
         Self {
             embedder: Some(embedder),
+            sentences: Default::default(),
         }
     }
 
@@ -67,7 +71,36 @@ impl Extractive {
             .await
             .ok()?
             .pop()?;
-        let vs = embedder.embed(&texts, Purpose::Passage).await.ok()?;
+        let known: Vec<Option<Vec<f32>>> = {
+            let cache = self.sentences.lock().ok()?;
+            texts.iter().map(|t| cache.get(t)).collect()
+        };
+        let missing: Vec<String> = texts
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(t, _)| t.clone())
+            .collect();
+        let mut fresh = if missing.is_empty() {
+            Vec::new()
+        } else {
+            embedder.embed(&missing, Purpose::Passage).await.ok()?
+        }
+        .into_iter();
+        let mut vs = Vec::with_capacity(texts.len());
+        for (t, k) in texts.iter().zip(known) {
+            let v = match k {
+                Some(v) => v,
+                None => {
+                    let v = fresh.next()?;
+                    if let Ok(mut cache) = self.sentences.lock() {
+                        cache.put(t.clone(), v.clone());
+                    }
+                    v
+                }
+            };
+            vs.push(v);
+        }
         let mut scored: Vec<((usize, usize), f32)> = at
             .into_iter()
             .zip(
