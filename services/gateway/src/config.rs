@@ -163,7 +163,7 @@ pub struct CorsConfig {
     /// Origins allowed everywhere on the public API besides each chatbot's own widget
     /// origins (a dashboard served from another host, say). A list, or comma-separated text
     /// (how it arrives from an environment variable).
-    #[serde(default, deserialize_with = "list_or_commas")]
+    #[serde(default, deserialize_with = "kernel::config::list_or_commas")]
     pub allowed_origins: Vec<String>,
     /// How often the chatbots' widget origins are re-read from the chat service.
     #[serde(default = "default_origins_ttl")]
@@ -177,24 +177,6 @@ impl Default for CorsConfig {
             origins_refresh_secs: default_origins_ttl(),
         }
     }
-}
-
-fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Text(String),
-        List(Vec<String>),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::Text(t) => t
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Either::List(l) => l,
-    })
 }
 
 fn default_origins_ttl() -> u64 {

@@ -255,6 +255,27 @@ fn from_figment(section: &str, error: figment::Error) -> ConfigError {
     }
 }
 
+/// A list setting, given as a TOML list or, from an environment variable, comma-separated
+/// (`PROTOSTAR_NOTI__DISCORD__WEBHOOK_HOSTS=discord.com,ptb.discord.com`). For
+/// `#[serde(deserialize_with = "kernel::config::list_or_commas")]`.
+pub fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Text(String),
+        List(Vec<String>),
+    }
+    Ok(match <Either as serde::Deserialize>::deserialize(d)? {
+        Either::Text(t) => t
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Either::List(l) => l,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

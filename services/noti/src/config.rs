@@ -80,7 +80,7 @@ pub struct DiscordConfig {
     /// TOML, comma-separated in the environment.
     #[serde(
         default = "default_webhook_hosts",
-        deserialize_with = "list_or_comma_separated"
+        deserialize_with = "kernel::config::list_or_commas"
     )]
     pub webhook_hosts: Vec<String>,
     /// Accept `http://` webhook URLs (tests against a local server only).
@@ -120,26 +120,6 @@ impl Default for RetryConfig {
             max_delay_secs: default_max_delay_secs(),
         }
     }
-}
-
-fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Hosts {
-        List(Vec<String>),
-        Text(String),
-    }
-    Ok(match Hosts::deserialize(d)? {
-        Hosts::List(l) => l,
-        Hosts::Text(t) => t
-            .split(',')
-            .map(str::trim)
-            .filter(|h| !h.is_empty())
-            .map(String::from)
-            .collect(),
-    })
 }
 
 fn default_locale() -> String {

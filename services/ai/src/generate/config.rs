@@ -29,7 +29,10 @@ pub const MODEL_NAMES: [&str; 4] = ["extractive", "openai", "gemini", "anthropic
 pub struct GenerationConfig {
     /// Models to try, first to last. A list, or comma-separated text (how it arrives from an
     /// environment variable).
-    #[serde(default = "default_order", deserialize_with = "list_or_commas")]
+    #[serde(
+        default = "default_order",
+        deserialize_with = "kernel::config::list_or_commas"
+    )]
     pub order: Vec<String>,
     /// Per attempt, from the request to the first piece of text. A reasoning model (gpt-oss)
     /// thinks before its first word, so this is generous.
@@ -126,24 +129,6 @@ impl Default for GenerationConfig {
             anthropic: None,
         }
     }
-}
-
-fn list_or_commas<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Either {
-        Text(String),
-        List(Vec<String>),
-    }
-    Ok(match Either::deserialize(d)? {
-        Either::Text(t) => t
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        Either::List(l) => l,
-    })
 }
 
 impl GenerationConfig {
