@@ -352,7 +352,8 @@ impl KeyRing {
         Ok(())
     }
 
-    async fn publish(&self) {
+    /// Hands the current public keys to this process's verifiers (when it publishes in process).
+    pub async fn publish(&self) {
         if let Some(target) = &self.publish_to {
             let set = self.jwks().await;
             *target.write().await = set;

@@ -132,6 +132,10 @@ async fn start(p: &Platform) -> Result<Routes, ServiceError> {
     let publish_to = config.jwks_url.is_none().then(|| p.local_keys.clone());
     let keys =
         Arc::new(KeyRing::new(&config, &p.data_dir, db.clone(), publish_to).map_err(key_error)?);
+    // Keys from a file sign as soon as the schema is there; publish them now rather than at the
+    // maintenance task's first pass, which waits for the schema too and could come after a token
+    // it signed was first checked ("the token's key is unknown").
+    keys.publish().await;
     let hasher = hashing::Hasher::new(config.argon2_memory_kib, config.argon2_iterations)
         .map_err(|e| ConfigError::key("auth.argon2_memory_kib", e.to_string()))?;
 
