@@ -135,6 +135,7 @@ async fn start(p: &Platform) -> Result<Routes, ServiceError> {
     let trusted_proxies = TrustedProxies::parse(config.trusted_proxies.as_deref().unwrap_or(""))
         .map_err(|m| ConfigError::key("chat.trusted_proxies", m))?;
     let quotas = ask::quota::Quotas::new(db.clone(), config.quotas.clone());
+    quotas.spawn_pruning(p.stop.clone());
     let check = quotas.clone();
     p.readiness.add("chat.quotas.timezone", move || {
         let q = check.clone();

@@ -218,3 +218,55 @@ async fn an_unknown_time_zone_is_named() {
     let e = q.check_timezone().await.unwrap_err();
     assert!(e.contains("chat.quotas.timezone"), "{e}");
 }
+
+#[tokio::test]
+async fn past_days_are_forgotten_and_totals_kept() {
+    let (_db, q) = quotas(QuotaConfig::default()).await;
+    let bot = Uuid::now_v7();
+    let guest = Asker {
+        subject: "guest-old",
+        role: Role::Guest,
+        address: Some("203.0.113.20".parse().unwrap()),
+    };
+    // Three days ago, yesterday and today in Seoul.
+    for at in [
+        "2026-12-04T03:00:00Z",
+        "2026-12-06T03:00:00Z",
+        "2026-12-07T03:00:00Z",
+    ] {
+        let s = format!("stargazer-{at}");
+        let a = Asker {
+            subject: &s,
+            role: Role::Stargazer,
+            address: None,
+        };
+        assert!(q.reserve(&a, bot, utc(at)).await.unwrap().is_ok());
+    }
+    assert!(
+        q.reserve(&guest, bot, utc("2026-12-04T03:00:00Z"))
+            .await
+            .unwrap()
+            .is_ok()
+    );
+    let now = utc("2026-12-07T04:00:00Z");
+    // Three days ago: one stargazer's, the guest address's and the chatbot's counters.
+    assert_eq!(q.prune(now).await.unwrap(), 3);
+    assert_eq!(q.prune(now).await.unwrap(), 0);
+    // The guest's total stays: a guest's three never come back.
+    let view = q.view(&guest, bot, now).await.unwrap();
+    assert_eq!(view.used, 1);
+    // Yesterday's and today's stay.
+    let s = "stargazer-2026-12-06T03:00:00Z".to_owned();
+    let y = Asker {
+        subject: &s,
+        role: Role::Stargazer,
+        address: None,
+    };
+    assert_eq!(
+        q.view(&y, bot, utc("2026-12-06T04:00:00Z"))
+            .await
+            .unwrap()
+            .used,
+        1
+    );
+}

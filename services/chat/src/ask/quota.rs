@@ -413,6 +413,38 @@ impl Quotas {
         Ok(())
     }
 
+    /// Forgets the daily counters of days before yesterday (in the configured zone): they no
+    /// longer limit anything, and the per-address ones hold client addresses. Totals stay.
+    pub async fn prune(&self, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+        let r = sqlx::query(
+            "DELETE FROM quota_counters WHERE period <> 'total' \
+             AND period < to_char(($1::timestamptz AT TIME ZONE $2)::date - 1, 'YYYY-MM-DD')",
+        )
+        .bind(now)
+        .bind(&self.config.timezone)
+        .execute(self.db.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Prunes every hour until `stop`.
+    pub fn spawn_pruning(&self, stop: tokio_util::sync::CancellationToken) {
+        let quotas = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+                }
+                match quotas.prune(Utc::now()).await {
+                    Ok(n) if n > 0 => tracing::info!(counters = n, "past quota days forgotten"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "past quota days not pruned"),
+                }
+            }
+        });
+    }
+
     /// Whether PostgreSQL knows the configured zone; for `/readyz`.
     pub async fn check_timezone(&self) -> Result<(), String> {
         sqlx::query("SELECT now() AT TIME ZONE $1")
