@@ -269,15 +269,7 @@ fn sse(name: &str, data: &impl Serialize) -> SseEvent {
 }
 
 fn error_event(p: &Problem) -> SseEvent {
-    sse(
-        "error",
-        &serde_json::json!({
-            "type": format!("https://protostar.dev/problems/{}", p.name()),
-            "title": "The answer failed",
-            "status": p.status().as_u16(),
-            "detail": p.to_string(),
-        }),
-    )
+    sse("error", &p.body())
 }
 
 impl Answerer {
@@ -449,13 +441,7 @@ fn async_stream(
         }
         let _ = tx.send(Step::Done(done(!numbers.is_empty(), name))).await;
     });
-    receiver_stream(rx)
-}
-
-fn receiver_stream(
-    mut rx: tokio::sync::mpsc::Receiver<Step>,
-) -> impl Stream<Item = Step> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    kernel::http::receiver_stream(rx)
 }
 
 pub async fn route(

@@ -274,6 +274,13 @@ where
     }
 }
 
+/// The items a task sends on `rx`, as a stream (an answer relayed by a task of its own).
+pub fn receiver_stream<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + 'static {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
 /// Resolves when the process is asked to stop (SIGTERM from Kubernetes, Ctrl-C at a terminal).
 pub async fn shutdown_signal() {
     let ctrl_c = async {

@@ -185,9 +185,11 @@ pub async fn ask(
         let (tx, rx) = tokio::sync::mpsc::channel::<SseEvent>(64);
         tokio::spawn(turn.answer(ask, origin.bearer, Some(tx), Some(started_tx)));
         match started.await {
-            Ok(Ok(())) => Ok(Sse::new(receiver_stream(rx).map(Ok::<_, Infallible>))
-                .keep_alive(KeepAlive::default())
-                .into_response()),
+            Ok(Ok(())) => Ok(
+                Sse::new(kernel::http::receiver_stream(rx).map(Ok::<_, Infallible>))
+                    .keep_alive(KeepAlive::default())
+                    .into_response(),
+            ),
             Ok(Err(p)) => Err(p),
             Err(_) => Err(Problem::internal(anyhow::anyhow!(
                 "the answer task ended before it started"
@@ -199,12 +201,6 @@ pub async fn ask(
             .map_err(Problem::internal)??;
         Ok(Json(view).into_response())
     }
-}
-
-fn receiver_stream(
-    mut rx: tokio::sync::mpsc::Receiver<SseEvent>,
-) -> impl Stream<Item = SseEvent> + Send + 'static {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
 
 async fn refund(chat: &Chat, r: &Reservation) {
@@ -386,17 +382,11 @@ impl Sink {
     }
 }
 
-fn problem_body(p: &Problem, ctx: Option<&RequestContext>) -> serde_json::Value {
-    serde_json::json!({
-        "type": format!("https://protostar.dev/problems/{}", p.name()),
-        "title": "The answer failed",
-        "status": p.status().as_u16(),
-        "detail": match p {
-            Problem::Internal(_) => "Something went wrong on our side.".to_owned(),
-            other => other.to_string(),
-        },
-        "instance": ctx.map(|c| c.request_id.clone()),
-    })
+/// The `error` event's data: the problem as an HTTP answer would carry it.
+fn problem_body(p: &Problem, ctx: Option<&RequestContext>) -> kernel::problem::ProblemBody {
+    let mut body = p.body();
+    body.instance = ctx.map(|c| c.request_id.clone());
+    body
 }
 
 pub async fn quota(
