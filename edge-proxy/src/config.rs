@@ -44,7 +44,8 @@ pub struct Config {
     /// How long SIGTERM waits for established connections before closing them.
     #[serde(default = "defaults::drain_timeout_ms")]
     pub drain_timeout_ms: u64,
-    /// Worker threads; 0 means one per CPU. Read at start only (a reload cannot change it).
+    /// Worker threads, each accepting, handshaking and relaying its own connections; 0 means
+    /// one per CPU. Read at start only (a reload cannot change it).
     #[serde(default)]
     pub threads: usize,
 }

@@ -30,11 +30,12 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     raise_fd_limit();
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if config.threads > 0 {
-        runtime.worker_threads(config.threads);
-    }
-    runtime.enable_all().build()?.block_on(run(args, config))
+    // The control plane only (signals, reloads, health checks, metrics): connections are
+    // served by the proxy's own worker threads, `threads` of them.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args, config))
 }
 
 async fn run(args: Args, config: Config) -> anyhow::Result<()> {

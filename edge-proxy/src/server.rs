@@ -6,7 +6,8 @@
 //! 3. route by SNI (or the default action);
 //! 4. route admission — per-route cap, reserved slots, shared pool;
 //! 5. connect to a healthy upstream, send PROXY v2 and the buffered hello;
-//! 6. relay until both sides close, the idle timeout, or the drain deadline.
+//! 6. hand both sockets to a relay thread ([`crate::relay`]) until both sides close, the
+//!    idle timeout, or the drain deadline.
 
 use std::io;
 use std::net::SocketAddr;
@@ -22,10 +23,10 @@ use crate::config::{Config, ConfigError};
 use crate::limits::Rejection;
 use crate::limits::handshake::HandshakeGate;
 use crate::limits::per_ip::{IpGuard, PerIp};
-use crate::limits::routes::Admission;
-use crate::metrics::{Direction, Metrics};
+use crate::limits::routes::{Admission, RoutePermit};
+use crate::metrics::Metrics;
 use crate::proxy_protocol;
-use crate::relay::{ByteCounters, RelayError, relay};
+use crate::relay::{self, Established, Held};
 use crate::runtime::{Route, Runtime};
 use crate::upstream::{Group, HealthRegistry};
 
@@ -46,6 +47,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("binding {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("starting worker threads: {0}")]
+    Workers(io::Error),
 }
 
 struct Shared {
@@ -59,6 +62,8 @@ struct Shared {
     tracker: TaskTracker,
     accept_stop: CancellationToken,
     hard_stop: CancellationToken,
+    /// Ends the worker threads (after the drain, or when the proxy is dropped).
+    stopped: CancellationToken,
 }
 
 impl Shared {
@@ -82,7 +87,11 @@ impl Shared {
     }
 }
 
-/// A running proxy. Dropping it does not stop it; call [`Proxy::shutdown`].
+/// A running proxy: one worker thread per core, each with its own current-thread runtime,
+/// its own listening socket per listener (`SO_REUSEPORT`: the kernel spreads connections)
+/// and its own relay, so a connection lives on one thread from accept to close and no
+/// thread wakes another. Health checks, metrics and reloads run on the caller's runtime.
+/// [`Proxy::shutdown`] drains; dropping the proxy cuts every connection at once.
 pub struct Proxy {
     shared: Arc<Shared>,
     listen_addrs: Vec<SocketAddr>,
@@ -101,18 +110,39 @@ impl Proxy {
                 source,
             })?);
         }
-        let admin = match &runtime.config.admin {
-            Some(a) => Some(bind(a.bind).map_err(|source| StartError::Bind {
-                addr: a.bind,
-                source,
-            })?),
-            None => None,
-        };
-        let listen_addrs = listeners
+        let admin =
+            match &runtime.config.admin {
+                Some(a) => Some(bind(a.bind).and_then(TcpListener::from_std).map_err(
+                    |source| StartError::Bind {
+                        addr: a.bind,
+                        source,
+                    },
+                )?),
+                None => None,
+            };
+        let listen_addrs: Vec<SocketAddr> = listeners
             .iter()
-            .filter_map(|l| l.local_addr().ok())
-            .collect();
+            .map(std::net::TcpListener::local_addr)
+            .collect::<io::Result<_>>()
+            .map_err(StartError::Workers)?;
         let admin_addr = admin.as_ref().and_then(|l| l.local_addr().ok());
+        let threads = match runtime.config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        // Worker 0 takes the sockets bound above; the others bind the same (now concrete)
+        // addresses again, which SO_REUSEPORT allows.
+        let mut per_worker = vec![listeners];
+        for _ in 1..threads {
+            let mut own = Vec::new();
+            for addr in &listen_addrs {
+                own.push(bind(*addr).map_err(|source| StartError::Bind {
+                    addr: *addr,
+                    source,
+                })?);
+            }
+            per_worker.push(own);
+        }
 
         let shared = Arc::new(Shared {
             runtime: RwLock::new(Arc::new(runtime)),
@@ -125,11 +155,23 @@ impl Proxy {
             tracker: TaskTracker::new(),
             accept_stop: CancellationToken::new(),
             hard_stop: CancellationToken::new(),
+            stopped: CancellationToken::new(),
         });
-        shared.restart_health_checks(&shared.current());
-        for l in listeners {
-            tokio::spawn(accept_loop(l, Arc::clone(&shared)));
+        for (i, listeners) in per_worker.into_iter().enumerate() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(StartError::Workers)?;
+            let own = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("edge-worker-{i}"))
+                .spawn(move || worker(&rt, listeners, &own));
+            if let Err(e) = spawned {
+                shared.stopped.cancel();
+                return Err(StartError::Workers(e));
+            }
         }
+        shared.restart_health_checks(&shared.current());
         if let Some(l) = admin {
             tokio::spawn(crate::admin::serve(
                 l,
@@ -212,7 +254,54 @@ impl Proxy {
     }
 }
 
-fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let s = &self.shared;
+        s.accept_stop.cancel();
+        s.hard_stop.cancel();
+        s.stopped.cancel();
+        s.health_stop
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cancel();
+    }
+}
+
+/// One worker thread: accepts on its own sockets, runs the handshakes of what it accepted,
+/// and relays them, until the proxy stops.
+fn worker(
+    rt: &tokio::runtime::Runtime,
+    listeners: Vec<std::net::TcpListener>,
+    shared: &Arc<Shared>,
+) {
+    rt.block_on(async {
+        let relay = match relay::run(shared.hard_stop.clone()) {
+            Ok(task) => tokio::spawn(task),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the relay; worker stopped");
+                return;
+            }
+        };
+        for l in listeners {
+            match TcpListener::from_std(l) {
+                Ok(l) => {
+                    tokio::spawn(accept_loop(l, Arc::clone(shared)));
+                }
+                Err(e) => tracing::error!(error = %e, "cannot watch a listening socket"),
+            }
+        }
+        tokio::select! {
+            r = relay => match r {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "relay stopped"),
+                Err(e) => tracing::error!(error = %e, "relay failed"),
+            },
+            () = shared.stopped.cancelled() => {}
+        }
+    });
+}
+
+fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     // IPv6 listeners take IPv6 only, so `0.0.0.0:443` and `[::]:443` can both be listed.
@@ -220,10 +309,11 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(i32::try_from(LISTEN_BACKLOG).unwrap_or(i32::MAX))?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -282,13 +372,13 @@ enum Refused {
 async fn handle(
     stream: TcpStream,
     peer: SocketAddr,
-    _ip: IpGuard,
+    ip: IpGuard,
     rt: Arc<Runtime>,
     shared: Arc<Shared>,
 ) {
     let m = &shared.metrics;
     match serve(&stream, peer, &rt, &shared).await {
-        Ok(()) => {}
+        Ok(ready) => hand_off(stream, ready, peer, ip, &rt, &shared),
         Err(Refused::Hello(reason)) => {
             m.hello_error(reason.as_str());
             tracing::debug!(%peer, reason = reason.as_str(), "ClientHello rejected");
@@ -304,12 +394,19 @@ async fn handle(
     }
 }
 
+/// A routed connection whose upstream has the hello: all that is left is relaying.
+struct Ready {
+    upstream: TcpStream,
+    route: Arc<Route>,
+    permit: RoutePermit,
+}
+
 async fn serve(
     stream: &TcpStream,
     peer: SocketAddr,
     rt: &Runtime,
     shared: &Shared,
-) -> Result<(), Refused> {
+) -> Result<Ready, Refused> {
     let limits = &rt.config.limits;
     let _ = stream.set_nodelay(true);
 
@@ -320,9 +417,7 @@ async fn serve(
             .rejected(Rejection::HandshakeEvicted.as_str());
     }
     shared.metrics.set_handshakes(shared.gate.pending());
-    // Boxed, like the upstream connect below: these phases' futures are large and short-lived,
-    // and left inline they would size every connection's task for its whole life.
-    let hello = Box::pin(async {
+    let hello = async {
         tokio::select! {
             r = tokio::time::timeout(limits.handshake_timeout(), read_hello(stream, limits.max_hello_bytes)) => match r {
                 Ok(r) => r,
@@ -332,7 +427,7 @@ async fn serve(
             () = ticket.evicted() => Err(Refused::Gone),
             () = shared.hard_stop.cancelled() => Err(Refused::Gone),
         }
-    })
+    }
     .await;
     drop(ticket);
     shared.metrics.set_handshakes(shared.gate.pending());
@@ -341,11 +436,11 @@ async fn serve(
     let route = rt
         .route_for(sni.as_deref())
         .ok_or(Refused::Limit(Rejection::NoRoute))?;
-    let _permit = shared
+    let permit = shared
         .admission
         .acquire(&route.name, route.limits, limits.max_connections)
         .ok_or(Refused::Limit(Rejection::RouteFull))?;
-    let upstream = Box::pin(connect(&route.group, limits.connect_timeout()))
+    let upstream = connect(&route.group, limits.connect_timeout())
         .await
         .ok_or(Refused::Limit(Rejection::UpstreamUnavailable))?;
     let _ = upstream.set_nodelay(true);
@@ -361,46 +456,48 @@ async fn serve(
     write_all(&upstream, &preamble)
         .await
         .map_err(|_| Refused::Gone)?;
-    drop(preamble);
-
-    established(stream, &upstream, peer, sni.as_deref(), route, rt, shared).await;
-    Ok(())
+    Ok(Ready {
+        upstream,
+        route: Arc::clone(route),
+        permit,
+    })
 }
 
-async fn established(
-    client: &TcpStream,
-    upstream: &TcpStream,
+/// Moves the connection out of the async runtime onto a relay thread, with everything it
+/// holds (its limit slots, its place in the drain).
+fn hand_off(
+    client: TcpStream,
+    ready: Ready,
     peer: SocketAddr,
-    sni: Option<&str>,
-    route: &Route,
+    ip: IpGuard,
     rt: &Runtime,
     shared: &Shared,
 ) {
-    let m = &shared.metrics;
-    m.connection_opened(&route.name);
-    let counters = ByteCounters {
-        client_to_upstream: m.bytes_counter(&route.name, Direction::ClientToUpstream),
-        upstream_to_client: m.bytes_counter(&route.name, Direction::UpstreamToClient),
-    };
-    let started = Instant::now();
-    let outcome = tokio::select! {
-        r = relay(client, upstream, rt.config.copy, rt.config.limits.idle_timeout(), &counters) => Some(r),
-        () = shared.hard_stop.cancelled() => None,
-    };
-    m.connection_closed(&route.name);
-    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    match outcome {
-        Some(Ok(t)) => {
-            tracing::debug!(%peer, sni, route = %route.name, ms, up = t.client_to_upstream, down = t.upstream_to_client, "closed")
-        }
-        Some(Err(RelayError::Idle)) => {
-            tracing::debug!(%peer, route = %route.name, ms, "idle timeout")
-        }
-        Some(Err(RelayError::Io(e))) => {
-            tracing::debug!(%peer, route = %route.name, ms, error = %e, "closed on error")
-        }
-        None => tracing::debug!(%peer, route = %route.name, ms, "cut at drain deadline"),
+    if shared.hard_stop.is_cancelled() {
+        return;
     }
+    let (client, upstream) = match (client.into_std(), ready.upstream.into_std()) {
+        (Ok(c), Ok(u)) => (c, u),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::debug!(%peer, error = %e, "could not hand the connection over");
+            return;
+        }
+    };
+    let meters = shared.metrics.connection_opened(&ready.route.name);
+    relay::hand_off(Established {
+        client,
+        upstream,
+        peer,
+        mode: rt.config.copy,
+        idle: rt.config.limits.idle_timeout(),
+        route: ready.route,
+        meters,
+        held: Held {
+            route: Some(ready.permit),
+            source: Some(ip),
+            drain: shared.tracker.token(),
+        },
+    });
 }
 
 /// Reads until the ClientHello is decided. The buffer grows only as bytes arrive, doubling

@@ -22,7 +22,7 @@ pub struct Admission {
 #[derive(Debug, Default)]
 struct Inner {
     pool_used: usize,
-    routes: HashMap<String, Counts>,
+    routes: HashMap<Arc<str>, Counts>,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -35,7 +35,8 @@ struct Counts {
 #[derive(Debug)]
 pub struct RoutePermit {
     admission: Arc<Admission>,
-    route: String,
+    /// Shared with the table's key: a permit allocates nothing (idle connections hold one).
+    route: Arc<str>,
     reserved: bool,
 }
 
@@ -48,7 +49,11 @@ impl Admission {
     ) -> Option<RoutePermit> {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let pool_used = inner.pool_used;
-        let counts = inner.routes.entry(route.to_owned()).or_default();
+        let key = match inner.routes.get_key_value(route) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(route),
+        };
+        let counts = inner.routes.entry(Arc::clone(&key)).or_default();
         if counts.active >= limits.max_connections {
             return None;
         }
@@ -64,7 +69,7 @@ impl Admission {
         }
         Some(RoutePermit {
             admission: Arc::clone(self),
-            route: route.to_owned(),
+            route: key,
             reserved,
         })
     }
@@ -85,7 +90,7 @@ impl Drop for RoutePermit {
         if !self.reserved {
             inner.pool_used = inner.pool_used.saturating_sub(1);
         }
-        if let Some(c) = inner.routes.get_mut(&self.route) {
+        if let Some(c) = inner.routes.get_mut(&*self.route) {
             c.active = c.active.saturating_sub(1);
             if self.reserved {
                 c.reserved_used = c.reserved_used.saturating_sub(1);
