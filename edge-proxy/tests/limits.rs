@@ -34,15 +34,22 @@ async fn per_source_concurrency_and_rate_are_capped() -> Result<()> {
         .admin_addr()
         .ok_or_else(|| anyhow::anyhow!("admin"))?;
     blocking(move || {
-        let held: Vec<_> = (0..3)
+        // Four from one source: one is closed before a byte is read. Which one is up to the
+        // kernel, which spreads connections over the workers' accept queues.
+        let mut four: Vec<_> = (0..4)
             .map(|_| half_hello(addr, "127.0.0.21"))
             .collect::<Result<_>>()?;
-        // The fourth from the same source is closed before a byte is read.
-        let mut fourth = half_hello(addr, "127.0.0.21")?;
-        assert!(
-            closed_within(&mut fourth, Duration::from_secs(5)),
-            "over the per-source cap"
-        );
+        std::thread::sleep(Duration::from_millis(300));
+        let mut held = Vec::new();
+        let mut refused = 0;
+        for mut s in four.drain(..) {
+            if closed_within(&mut s, Duration::from_secs(1)) {
+                refused += 1;
+            } else {
+                held.push(s);
+            }
+        }
+        assert_eq!(refused, 1, "over the per-source cap");
         // Another source is unaffected.
         let other = ClientOpts {
             source: Some("127.0.0.22".parse()?),

@@ -56,6 +56,9 @@ pub(super) struct Conn {
     client_writable: bool,
     upstream_readable: bool,
     upstream_writable: bool,
+    /// The peer's FIN or an error was reported: read until the socket says so.
+    client_closed: bool,
+    upstream_closed: bool,
     mode: CopyMode,
     up: Half,
     down: Half,
@@ -133,19 +136,38 @@ async fn drive(mut uninstall: Uninstall, hard_stop: CancellationToken) -> Result
     };
     let mut events = Events::with_capacity(EVENTS);
     let mut stopping = false;
+    // Made once, not per wake-up: each would register with the timer and the token again.
+    let sweep = tokio::time::sleep(MAX_SWEEP);
+    let cancelled = hard_stop.cancelled();
+    tokio::pin!(sweep, cancelled);
     loop {
         let (next_sweep, busy) = with_engine(|e| (e.next_sweep, !e.again.is_empty()))
             .unwrap_or((Instant::now() + MAX_SWEEP, false));
         if busy {
-            // Let the thread's handshakes run between two turns of a fast transfer.
+            // A transfer stopped at its fair share with bytes still waiting. Let the thread's
+            // handshakes run, then give every connection a turn: the ready ones in the epoll
+            // set as well as the waiting ones, and the idle sweep when due, so no amount of
+            // bulk traffic starves the rest.
             tokio::task::yield_now().await;
+            if hard_stop.is_cancelled() && !stopping {
+                stopping = true;
+                with_engine(Engine::cut);
+            }
             with_engine(|e| {
                 e.now = e.millis();
                 for key in std::mem::take(&mut e.again) {
                     e.turn(key);
                 }
             });
+            with_engine(|e| e.events(watch.get_mut(), &mut events)).transpose()?;
+            if Instant::now() >= next_sweep {
+                with_engine(Engine::sweep);
+            }
             continue;
+        }
+        let deadline = tokio::time::Instant::from_std(next_sweep);
+        if sweep.deadline() != deadline {
+            sweep.as_mut().reset(deadline);
         }
         tokio::select! {
             ready = watch.readable_mut() => {
@@ -156,15 +178,12 @@ async fn drive(mut uninstall: Uninstall, hard_stop: CancellationToken) -> Result
                     guard.clear_ready();
                 }
             }
-            () = tokio::time::sleep_until(next_sweep.into()) => {
+            () = &mut sweep => {
                 with_engine(Engine::sweep);
             }
-            () = hard_stop.cancelled(), if !stopping => {
+            () = &mut cancelled, if !stopping => {
                 stopping = true;
-                with_engine(|e| {
-                    e.cut = true;
-                    e.close_all(|| End::Cut);
-                });
+                with_engine(Engine::cut);
             }
         }
     }
@@ -177,7 +196,7 @@ impl Drop for Uninstall {
     fn drop(&mut self) {
         drop(self.0.take());
         if let Ok(Some(mut engine)) = ENGINE.try_with(|cell| cell.borrow_mut().take()) {
-            engine.close_all(|| End::Cut);
+            engine.close_all();
         }
     }
 }
@@ -240,14 +259,17 @@ impl Engine {
                 continue;
             };
             // Errors and hang-ups count as readiness: the next syscall reports them.
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            let closed = event.is_read_closed() || event.is_error();
+            let readable = event.is_readable() || closed;
             let writable = event.is_writable() || event.is_write_closed() || event.is_error();
             if event.token().0 % 2 == CLIENT {
                 conn.client_readable |= readable;
                 conn.client_writable |= writable;
+                conn.client_closed |= closed;
             } else {
                 conn.upstream_readable |= readable;
                 conn.upstream_writable |= writable;
+                conn.upstream_closed |= closed;
             }
             self.turn(key);
         }
@@ -277,6 +299,8 @@ impl Engine {
             client_writable: false,
             upstream_readable: false,
             upstream_writable: false,
+            client_closed: false,
+            upstream_closed: false,
             mode: e.mode,
             up: Half::new(),
             down: Half::new(),
@@ -311,6 +335,7 @@ impl Engine {
             c.mode,
             &c.client,
             &mut c.client_readable,
+            c.client_closed,
             &c.upstream,
             &mut c.upstream_writable,
             &c.meters.client_to_upstream,
@@ -322,6 +347,7 @@ impl Engine {
                     c.mode,
                     &c.upstream,
                     &mut c.upstream_readable,
+                    c.upstream_closed,
                     &c.client,
                     &mut c.client_writable,
                     &c.meters.upstream_to_client,
@@ -365,10 +391,16 @@ impl Engine {
         }
     }
 
-    fn close_all(&mut self, end: impl Fn() -> End) {
+    /// The drain deadline: closes every connection, and any handed over later.
+    fn cut(&mut self) {
+        self.cut = true;
+        self.close_all();
+    }
+
+    fn close_all(&mut self) {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            self.close(key, end());
+            self.close(key, End::Cut);
         }
     }
 }

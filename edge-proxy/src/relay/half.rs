@@ -104,6 +104,7 @@ impl Half {
         mode: CopyMode,
         src: &TcpStream,
         readable: &mut bool,
+        closed: bool,
         dst: &TcpStream,
         writable: &mut bool,
         counter: &Counter,
@@ -116,7 +117,7 @@ impl Half {
         let before = self.total;
         let eof = match mode {
             CopyMode::Userspace => {
-                self.userspace(src, readable, dst, writable, tools, &mut turn)?
+                self.userspace(src, readable, closed, dst, writable, tools, &mut turn)?
             }
             CopyMode::Splice => self.splice(src, readable, dst, writable, tools, &mut turn)?,
         };
@@ -137,10 +138,12 @@ impl Half {
     }
 
     /// Returns whether EOF was reached (with nothing left to write).
+    #[allow(clippy::too_many_arguments)]
     fn userspace(
         &mut self,
         src: &TcpStream,
         readable: &mut bool,
+        closed: bool,
         dst: &TcpStream,
         writable: &mut bool,
         tools: &mut Tools,
@@ -172,7 +175,13 @@ impl Half {
             }
             let n = match (&*src).read(&mut tools.scratch) {
                 Ok(0) => return Ok(true),
-                Ok(n) => n,
+                Ok(n) => {
+                    // A short read took everything queued, and more arriving raises a new
+                    // edge: this saves the `WouldBlock` read after every message. Not once
+                    // the peer has closed, though: its EOF came in the same edge as the data.
+                    *readable &= n == tools.scratch.len() || closed;
+                    n
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     *readable = false;
                     return Ok(false);
@@ -222,6 +231,8 @@ impl Half {
                     }
                     match splice(&pipe.read, None, dst, None, len, flags) {
                         Ok(n) => {
+                            // Short: the send buffer is full (see `write`).
+                            *writable &= n == len;
                             len = len.saturating_sub(n);
                             turn.moved = true;
                         }
@@ -241,6 +252,8 @@ impl Half {
                     tools.give_back_pipe(pipe);
                     return Ok(true);
                 }
+                // Unlike a read, a short splice proves nothing: the pipe may have run out of
+                // slots before the socket ran out of bytes.
                 Ok(n) => n,
                 Err(nix::Error::EAGAIN) => {
                     *readable = false;
@@ -259,7 +272,10 @@ impl Half {
             let mut len = n;
             while len > 0 && *writable {
                 match splice(&pipe.read, None, dst, None, len, flags) {
-                    Ok(w) => len = len.saturating_sub(w),
+                    Ok(w) => {
+                        *writable &= w == len;
+                        len = len.saturating_sub(w);
+                    }
                     Err(nix::Error::EAGAIN) => *writable = false,
                     Err(nix::Error::EINTR) => {}
                     Err(e) => return Err(e.into()),
@@ -280,7 +296,12 @@ impl Half {
 fn write(dst: &TcpStream, data: &[u8], writable: &mut bool) -> io::Result<usize> {
     loop {
         match (&*dst).write(data) {
-            Ok(n) => return Ok(n),
+            Ok(n) => {
+                // A short write filled the send buffer: wait for the writable edge rather
+                // than try again into a full buffer.
+                *writable &= n == data.len();
+                return Ok(n);
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 *writable = false;
                 return Ok(0);
