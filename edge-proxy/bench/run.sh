@@ -6,7 +6,8 @@
 # tcp, req.ssl_sni routing, send-proxy-v2), each with one thread per core and again with one
 # thread (the load generator shares the two cores, so one proxy thread can be the better fit):
 #   - bulk throughput of one established TLS connection (MiB/s, best of 3 x 1 GiB)
-# (each of these three is the median of REPS=5 interleaved rounds)
+#     and the proxy's CPU time per GiB; again with the proxy alone on one core
+# (each of these is the median of REPS=5 interleaved rounds)
 #   - new TLS connections per second with SNI routing (8 concurrent clients, 6 s), and the
 #     proxy's CPU time per such connection
 #   - round-trip latency of 1-byte requests on one connection (p50/p99, µs)
@@ -57,7 +58,7 @@ SNI=www.example.com
 "$LG" serve "$UP_PLAIN" "$UP_PP" "$WORK/cert.der" >/dev/null &
 PIDS+=($!)
 
-edge_config() { # listen admin copy threads
+edge_config() { # listen admin copy threads [upstream]
     cat <<CFG
 copy = "$3"
 threads = $4
@@ -86,14 +87,14 @@ proxy_protocol = true
 max_connections = 30000
 [[upstream]]
 name = "up"
-addresses = ["$UP_PP"]
+addresses = ["${5:-$UP_PP}"]
 health = { interval_ms = 0 }
 CFG
 }
 edge_config "$EDGE_USER" 127.0.0.1:19901 userspace 0 >"$WORK/user.toml"
 edge_config "$EDGE_SPLICE" 127.0.0.1:19902 splice 0 >"$WORK/splice.toml"
 edge_config "$EDGE_SPLICE_1T" 127.0.0.1:19903 splice 1 >"$WORK/splice1.toml"
-haproxy_config() { # listen nbthread
+haproxy_config() { # listen nbthread [upstream]
     cat <<CFG
 global
     maxconn $IDLE_CONNS
@@ -110,9 +111,9 @@ frontend tls
     use_backend admin if { req.ssl_sni -i admin.example.com }
     use_backend public if { req.ssl_sni -m end .example.com }
 backend admin
-    server up $UP_PP send-proxy-v2
+    server up ${3:-$UP_PP} send-proxy-v2
 backend public
-    server up $UP_PP send-proxy-v2
+    server up ${3:-$UP_PP} send-proxy-v2
 CFG
 }
 haproxy_config "$HAPROXY" "$(nproc)" >"$WORK/haproxy.cfg"
@@ -166,13 +167,21 @@ median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) 
 # Interleave targets within each round so drift in machine load hits all alike; report the
 # median of REPS rounds.
 REPS="${REPS:-5}"
-declare -A BULKS RATES P50S P99S CPUS CPU
+declare -A BULKS RATES P50S P99S CPUS CPU GIBS GIB
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for r in $(seq "$REPS"); do
     for t in "${TARGETS[@]}"; do
+        [ -n "${PID[$t]:-}" ] && c0=$(cpu_ticks "${PID[$t]}")
         v=$("$LG" bulk "${ADDR[$t]}" "$SNI" "$CERT")
         BULKS[$t]+="$v "
-        echo "round $r bulk $t $v MiB/s" >&2
+        g=""
+        if [ -n "${PID[$t]:-}" ]; then
+            # The proxy's CPU seconds per GiB moved (the client downloads 3 x 1 GiB).
+            g=$(awk -v t=$(($(cpu_ticks "${PID[$t]}") - c0)) -v k="$(getconf CLK_TCK)" \
+                'BEGIN { printf "%.2f", t / k / 3 }')
+            GIBS[$t]+="$g "
+        fi
+        echo "round $r bulk $t $v MiB/s proxy cpu ${g:-n/a} s/GiB" >&2
     done
     for t in "${TARGETS[@]}"; do
         settle
@@ -198,11 +207,64 @@ for r in $(seq "$REPS"); do
 done
 for t in "${TARGETS[@]}"; do
     BULK[$t]=$(echo "${BULKS[$t]}" | median)
+    GIB[$t]=$(echo "${GIBS[$t]:-}" | median)
     RATE[$t]=$(echo "${RATES[$t]}" | median)
     CPU[$t]=$(echo "${CPUS[$t]:-}" | median)
     P50[$t]=$(echo "${P50S[$t]}" | median)
     P99[$t]=$(echo "${P99S[$t]}" | median)
 done
+# Bulk again with the proxy on a core of its own, as on the VM (where the endpoints are other
+# machines): the load generator and a second upstream pinned to CPU 0, each proxy with one
+# thread pinned to CPU 1. Above, client, upstream and proxy share both cores, so any proxy
+# takes CPU from the TLS endpoints and the ratio to direct measures that sharing.
+declare -A PBULKS PGIBS PBULK PGIB
+PINNED_TARGETS=()
+if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    UP_PIN=127.0.0.1:19453
+    UP_PIN_PP=127.0.0.1:19454
+    declare -A PADDR=([direct]=$UP_PIN [edge-userspace]=127.0.0.1:19455
+        [edge-splice]=127.0.0.1:19456 [haproxy]=127.0.0.1:19457)
+    taskset -c 0 "$LG" serve "$UP_PIN" "$UP_PIN_PP" "$WORK/cert-pin.der" >/dev/null &
+    PIDS+=($!)
+    edge_config "${PADDR[edge-userspace]}" 127.0.0.1:19904 userspace 1 "$UP_PIN_PP" >"$WORK/pin-user.toml"
+    edge_config "${PADDR[edge-splice]}" 127.0.0.1:19905 splice 1 "$UP_PIN_PP" >"$WORK/pin-splice.toml"
+    haproxy_config "${PADDR[haproxy]}" 1 "$UP_PIN_PP" >"$WORK/pin-haproxy.cfg"
+    RUST_LOG=warn taskset -c 1 "$EDGE_BIN" --config "$WORK/pin-user.toml" &
+    declare -A PINNED_PID=([edge-userspace]=$!)
+    PIDS+=($!)
+    RUST_LOG=warn taskset -c 1 "$EDGE_BIN" --config "$WORK/pin-splice.toml" &
+    PINNED_PID[edge-splice]=$!
+    PIDS+=($!)
+    taskset -c 1 haproxy -f "$WORK/pin-haproxy.cfg" -db 2>"$WORK/pin-haproxy.log" &
+    PINNED_PID[haproxy]=$!
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        [ -s "$WORK/cert-pin.der" ] && break
+        sleep 0.1
+    done
+    sleep 1
+    PINNED_TARGETS=(direct edge-userspace edge-splice haproxy)
+    for r in $(seq "$REPS"); do
+        for t in "${PINNED_TARGETS[@]}"; do
+            [ -n "${PINNED_PID[$t]:-}" ] && c0=$(cpu_ticks "${PINNED_PID[$t]}")
+            v=$(taskset -c 0 "$LG" bulk "${PADDR[$t]}" "$SNI" "$WORK/cert-pin.der")
+            PBULKS[$t]+="$v "
+            g=""
+            if [ -n "${PINNED_PID[$t]:-}" ]; then
+                g=$(awk -v t=$(($(cpu_ticks "${PINNED_PID[$t]}") - c0)) -v k="$(getconf CLK_TCK)" \
+                    'BEGIN { printf "%.2f", t / k / 3 }')
+                PGIBS[$t]+="$g "
+            fi
+            echo "round $r pinned bulk $t $v MiB/s proxy cpu ${g:-n/a} s/GiB" >&2
+        done
+    done
+    for t in "${PINNED_TARGETS[@]}"; do
+        PBULK[$t]=$(echo "${PBULKS[$t]}" | median)
+        PGIB[$t]=$(echo "${PGIBS[$t]:-}" | median)
+    done
+    for p in "${PINNED_PID[@]}"; do kill "$p" 2>/dev/null || true; done
+fi
+
 for t in edge-splice edge-userspace haproxy edge-splice-1thread haproxy-1thread; do
     settle
     "$LG" idle "${ADDR[$t]}" "$SNI" "$CERT" --count "$IDLE_CONNS" --hold-secs 600 >"$WORK/idle.out" &
@@ -225,8 +287,8 @@ added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", a - b }'; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 echo
-echo "| target | bulk MiB/s (× direct) | new conn/s (× direct) | proxy CPU µs per new conn | RTT p50 / p99 µs (added p50 / p99) | RSS idle start → $IDLE_CONNS idle conns |"
-echo "|---|---|---|---|---|---|"
+echo "| target | bulk MiB/s (× direct) | proxy CPU s per GiB | new conn/s (× direct) | proxy CPU µs per new conn | RTT p50 / p99 µs (added p50 / p99) | RSS idle start → $IDLE_CONNS idle conns |"
+echo "|---|---|---|---|---|---|---|"
 for t in "${TARGETS[@]}"; do
     if [ "$t" = direct ]; then
         rss="—"
@@ -235,7 +297,17 @@ for t in "${TARGETS[@]}"; do
         rss="$(mib "${RSS0[$t]}") MiB → $(mib "${RSS[$t]}") MiB"
         add="$(added "${P50[$t]}" "${P50[direct]}") / $(added "${P99[$t]}" "${P99[direct]}")"
     fi
-    echo "| $t | ${BULK[$t]} ($(ratio "${BULK[$t]}" "${BULK[direct]}")) | ${RATE[$t]} ($(ratio "${RATE[$t]}" "${RATE[direct]}")) | ${CPU[$t]:-—} | ${P50[$t]} / ${P99[$t]} ($add) | $rss |"
+    echo "| $t | ${BULK[$t]} ($(ratio "${BULK[$t]}" "${BULK[direct]}")) | ${GIB[$t]:-—} | ${RATE[$t]} ($(ratio "${RATE[$t]}" "${RATE[direct]}")) | ${CPU[$t]:-—} | ${P50[$t]} / ${P99[$t]} ($add) | $rss |"
 done
+if [ "${#PINNED_TARGETS[@]}" -gt 0 ]; then
+    echo
+    echo "Bulk with the proxy alone on CPU 1 (one thread), client and upstream on CPU 0:"
+    echo
+    echo "| target | bulk MiB/s (× direct) | proxy CPU s per GiB |"
+    echo "|---|---|---|"
+    for t in "${PINNED_TARGETS[@]}"; do
+        echo "| $t | ${PBULK[$t]} ($(ratio "${PBULK[$t]}" "${PBULK[direct]}")) | ${PGIB[$t]:-—} |"
+    done
+fi
 echo
 echo "machine: $(nproc) cores, $(uname -r), $(haproxy -v | head -1 | cut -d' ' -f1-3), rustc $(rustc --version | cut -d' ' -f2); load average before $LOAD_BEFORE, after $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -275,8 +275,10 @@ fn worker(
     shared: &Arc<Shared>,
 ) {
     rt.block_on(async {
+        // Driven by `block_on` itself rather than spawned: relayed bytes are the hot path, and
+        // the runtime polls its main future straight after a wake-up, with no queueing.
         let relay = match relay::run(shared.hard_stop.clone()) {
-            Ok(task) => tokio::spawn(task),
+            Ok(task) => task,
             Err(e) => {
                 tracing::error!(error = %e, "cannot start the relay; worker stopped");
                 return;
@@ -291,10 +293,8 @@ fn worker(
             }
         }
         tokio::select! {
-            r = relay => match r {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "relay stopped"),
-                Err(e) => tracing::error!(error = %e, "relay failed"),
+            r = relay => if let Err(e) = r {
+                tracing::error!(error = %e, "relay stopped");
             },
             () = shared.stopped.cancelled() => {}
         }

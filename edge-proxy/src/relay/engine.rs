@@ -102,7 +102,7 @@ pub fn run(
     hard_stop: CancellationToken,
 ) -> Result<impl Future<Output = Result<(), RelayError>> + Send, RelayError> {
     use tokio::runtime::{Handle, RuntimeFlavor};
-    if Handle::current().runtime_flavor() != RuntimeFlavor::CurrentThread {
+    if !Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::CurrentThread) {
         return Err(RelayError::NotCurrentThread);
     }
     let poll = Poll::new()?;
