@@ -117,7 +117,7 @@ pub async fn search(
     let passages = chat
         .ai
         .retrieve(
-            &origin.bearer,
+            (&origin.bearer, origin.ctx.as_ref()),
             &kernel::ai_api::RetrieveRequest {
                 query: q.to_owned(),
                 owner_ids: owners,

@@ -242,13 +242,16 @@ impl Turn {
         sink: Option<tokio::sync::mpsc::Sender<SseEvent>>,
         started: Option<tokio::sync::oneshot::Sender<Result<(), Problem>>>,
     ) -> Result<AnswerView, Problem> {
-        let begun = tokio::time::timeout_at(self.deadline, self.chat.ai.answer(&bearer, &ask))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Problem::UpstreamUnavailable(
-                    "The answering service took too long.".into(),
-                ))
-            });
+        let begun = tokio::time::timeout_at(
+            self.deadline,
+            self.chat.ai.answer((&bearer, self.ctx.as_ref()), &ask),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Problem::UpstreamUnavailable(
+                "The answering service took too long.".into(),
+            ))
+        });
         match begun {
             Ok(steps) => {
                 if let Some(s) = started {
