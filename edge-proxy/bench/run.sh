@@ -169,19 +169,26 @@ median() { tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) 
 REPS="${REPS:-5}"
 declare -A BULKS RATES P50S P99S CPUS CPU GIBS GIB
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# bulk ADDR CERT [PROXY_PID [CPU for the client]]: prints MiB/s and the proxy's CPU seconds
+# per GiB moved (the client downloads 3 x 1 GiB), or "-" without a proxy.
+bulk() {
+    local c0=0 v run=()
+    [ -n "${4:-}" ] && run=(taskset -c "$4")
+    [ -n "${3:-}" ] && c0=$(cpu_ticks "$3")
+    v=$("${run[@]}" "$LG" bulk "$1" "$SNI" "$2")
+    if [ -n "${3:-}" ]; then
+        echo "$v $(awk -v t=$(($(cpu_ticks "$3") - c0)) -v k="$(getconf CLK_TCK)" \
+            'BEGIN { printf "%.2f", t / k / 3 }')"
+    else
+        echo "$v -"
+    fi
+}
 for r in $(seq "$REPS"); do
     for t in "${TARGETS[@]}"; do
-        [ -n "${PID[$t]:-}" ] && c0=$(cpu_ticks "${PID[$t]}")
-        v=$("$LG" bulk "${ADDR[$t]}" "$SNI" "$CERT")
+        read -r v g < <(bulk "${ADDR[$t]}" "$CERT" "${PID[$t]:-}")
         BULKS[$t]+="$v "
-        g=""
-        if [ -n "${PID[$t]:-}" ]; then
-            # The proxy's CPU seconds per GiB moved (the client downloads 3 x 1 GiB).
-            g=$(awk -v t=$(($(cpu_ticks "${PID[$t]}") - c0)) -v k="$(getconf CLK_TCK)" \
-                'BEGIN { printf "%.2f", t / k / 3 }')
-            GIBS[$t]+="$g "
-        fi
-        echo "round $r bulk $t $v MiB/s proxy cpu ${g:-n/a} s/GiB" >&2
+        [ "$g" != - ] && GIBS[$t]+="$g "
+        echo "round $r bulk $t $v MiB/s proxy cpu $g s/GiB" >&2
     done
     for t in "${TARGETS[@]}"; do
         settle
@@ -246,16 +253,10 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     PINNED_TARGETS=(direct edge-userspace edge-splice haproxy)
     for r in $(seq "$REPS"); do
         for t in "${PINNED_TARGETS[@]}"; do
-            [ -n "${PINNED_PID[$t]:-}" ] && c0=$(cpu_ticks "${PINNED_PID[$t]}")
-            v=$(taskset -c 0 "$LG" bulk "${PADDR[$t]}" "$SNI" "$WORK/cert-pin.der")
+            read -r v g < <(bulk "${PADDR[$t]}" "$WORK/cert-pin.der" "${PINNED_PID[$t]:-}" 0)
             PBULKS[$t]+="$v "
-            g=""
-            if [ -n "${PINNED_PID[$t]:-}" ]; then
-                g=$(awk -v t=$(($(cpu_ticks "${PINNED_PID[$t]}") - c0)) -v k="$(getconf CLK_TCK)" \
-                    'BEGIN { printf "%.2f", t / k / 3 }')
-                PGIBS[$t]+="$g "
-            fi
-            echo "round $r pinned bulk $t $v MiB/s proxy cpu ${g:-n/a} s/GiB" >&2
+            [ "$g" != - ] && PGIBS[$t]+="$g "
+            echo "round $r pinned bulk $t $v MiB/s proxy cpu $g s/GiB" >&2
         done
     done
     for t in "${PINNED_TARGETS[@]}"; do

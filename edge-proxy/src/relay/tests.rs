@@ -140,32 +140,18 @@ async fn slow_receiver(mode: CopyMode) -> io::Result<()> {
     let data: Vec<u8> = (0..LEN as u32).map(|i| (i % 253) as u8).collect();
     let (c_read, c_write) = client.into_split();
     let (u_read, u_write) = upstream.into_split();
-    let to_up = async {
-        let mut w = c_write;
-        w.write_all(&data).await?;
-        w.shutdown().await?;
-        io::Result::Ok(())
-    };
-    let to_client = async {
-        let mut w = u_write;
-        w.write_all(&data).await?;
-        w.shutdown().await?;
-        io::Result::Ok(())
-    };
-    let read_up = async {
-        let mut r = u_read;
+    async fn send<W: AsyncWriteExt + Unpin>(mut w: W, data: &[u8]) -> io::Result<()> {
+        w.write_all(data).await?;
+        w.shutdown().await
+    }
+    async fn receive_late<R: AsyncReadExt + Unpin>(mut r: R) -> io::Result<Vec<u8>> {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let mut got = Vec::new();
         r.read_to_end(&mut got).await?;
-        io::Result::Ok(got)
-    };
-    let read_client = async {
-        let mut r = c_read;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let mut got = Vec::new();
-        r.read_to_end(&mut got).await?;
-        io::Result::Ok(got)
-    };
+        Ok(got)
+    }
+    let (to_up, to_client) = (send(c_write, &data), send(u_write, &data));
+    let (read_up, read_client) = (receive_late(u_read), receive_late(c_read));
     let (a, b, up, down) = tokio::join!(to_up, to_client, read_up, read_client);
     a?;
     b?;
