@@ -362,6 +362,17 @@ async fn a_redemption_waiting_behind_a_revocation_is_refused() {
     let admin = app.admin().await;
     let (id, code) = invites_with_ids(&app, &admin, 1, 5).await.remove(0);
     let s = app.signup("in-flight@example.org").await;
+    // `user.registered` applied first: applied later, it would queue for the profile row the
+    // waiting redemption holds, a third waiter that keeps the count below from reaching 2.
+    let registered = common::eventually(Duration::from_secs(20), || async {
+        let res = app
+            .call(Method::GET, "/api/users/me", Some(&s.access), None)
+            .await;
+        let me: Value = res.json().await.unwrap_or_default();
+        me["email"] == "in-flight@example.org"
+    })
+    .await;
+    assert!(registered, "user.registered never reached the profile");
 
     // Something else holds the invite's row, so that both calls queue for it in turn.
     let mut holder = app.pool.begin().await.unwrap();
