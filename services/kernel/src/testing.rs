@@ -81,6 +81,32 @@ impl Drop for TestDb {
     }
 }
 
+/// A free loopback port for a peer a test starts itself. Picked below the range the kernel
+/// hands out as source ports of outgoing connections (`ip_local_port_range`): a port from
+/// binding port 0 lies in that range, and under parallel tests some connection could take it
+/// as its source port before the peer binds it. `scripts/stack.sh` picks the same way.
+pub fn free_port() -> u16 {
+    use rand::Rng;
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        if low <= 10_000 {
+            break;
+        }
+        let port = rng.random_range(10_000..low);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 fn with_database(server_url: &str, db: &str) -> String {
     let opts = PgConnectOptions::from_str(server_url).expect("valid test database url");
     opts.database(db).to_url_lossy().to_string()

@@ -674,7 +674,7 @@ async fn quotas_hold_across_two_gateways_and_a_failed_answer_costs_nothing() {
         e
     };
     // auth signs; chat and ai verify. chat is told where ai's admin listener will be.
-    let ai_port = free_port();
+    let ai_port = kernel::testing::free_port();
     let ai_admin = format!("http://127.0.0.1:{ai_port}");
     let mut e = env.clone();
     e.push(("PROTOSTAR_UPSTREAMS__AI__ADMIN", ai_admin.clone()));
@@ -751,14 +751,6 @@ async fn quotas_hold_across_two_gateways_and_a_failed_answer_costs_nothing() {
         .unwrap();
     assert_eq!(quota["used"], 1, "{quota}");
     drop(broker);
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn leak(s: String) -> &'static str {

@@ -19,12 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+use kernel::testing::free_port;
 
 /// aiosmtpd on a free loopback port, writing each message it accepts into its own folder.
 pub struct Smtp {
