@@ -208,9 +208,9 @@ fn with_engine<T>(f: impl FnOnce(&mut Engine) -> T) -> Option<T> {
         .flatten()
 }
 
-/// Gives a connection to this thread's relay. Without one (the thread runs none), the
-/// connection is closed and its slots freed.
-pub(super) fn add(e: Established) {
+/// Gives a connection to the relay of the current thread (see [`run`]). Without one (the
+/// thread runs none), the connection is closed and its slots freed.
+pub fn hand_off(e: Established) {
     let mut rest = Some(e);
     with_engine(|engine| {
         if let Some(e) = rest.take() {

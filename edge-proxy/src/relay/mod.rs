@@ -19,7 +19,7 @@
 mod engine;
 mod half;
 
-pub use engine::{RelayError, run};
+pub use engine::{RelayError, hand_off, run};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,11 +53,6 @@ pub struct Held {
     pub source: Option<IpGuard>,
     /// Keeps the drain waiting for this connection.
     pub drain: TaskTrackerToken,
-}
-
-/// Hands a connection to the relay of the current thread (see [`run`]).
-pub fn hand_off(e: Established) {
-    engine::add(e);
 }
 
 #[cfg(test)]
