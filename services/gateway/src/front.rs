@@ -292,10 +292,6 @@ fn set_forwarding_headers(
         headers.insert("x-forwarded-host", host);
     }
     if let Some(ctx) = ctx {
-        for (name, value) in ctx.outgoing_headers() {
-            if let Some(name) = name {
-                headers.insert(name, value);
-            }
-        }
+        ctx.set_outgoing_headers(headers);
     }
 }

@@ -241,8 +241,14 @@ impl Inner {
     fn uri_for(&self, original: &Uri) -> Option<Uri> {
         let mut parts = self.base.clone().into_parts();
         let base_path = self.base.path().trim_end_matches('/');
-        let pq = original.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-        parts.path_and_query = Some(format!("{base_path}{pq}").parse().ok()?);
+        parts.path_and_query = match original.path_and_query() {
+            // The usual case, a base without a path: the original path is reused as it is.
+            Some(pq) if base_path.is_empty() => Some(pq.clone()),
+            pq => {
+                let pq = pq.map(|p| p.as_str()).unwrap_or("/");
+                Some(format!("{base_path}{pq}").parse().ok()?)
+            }
+        };
         Uri::from_parts(parts).ok()
     }
 }

@@ -165,7 +165,13 @@ impl LocalGcra {
             next.push(tat + limit.emission_ms);
         }
         for (limit, tat) in limits.iter().zip(next) {
-            tats.insert(limit.key.clone(), tat);
+            // A known key is updated in place: no copy of it per request.
+            match tats.get_mut(&limit.key) {
+                Some(slot) => *slot = tat,
+                None => {
+                    tats.insert(limit.key.clone(), tat);
+                }
+            }
         }
         Decision::Allow
     }

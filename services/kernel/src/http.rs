@@ -43,19 +43,24 @@ impl RequestContext {
     /// and the trace continued one hop further.
     pub fn outgoing_headers(&self) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
+        self.set_outgoing_headers(&mut h);
+        h
+    }
+
+    /// The same headers, set on a request's own map (the gateway forwards every request).
+    pub fn set_outgoing_headers(&self, headers: &mut http::HeaderMap) {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
-            h.insert(REQUEST_ID_HEADER, v);
+            headers.insert(REQUEST_ID_HEADER, v);
         }
         if let Ok(v) = HeaderValue::from_str(&self.trace.child().to_string()) {
-            h.insert(trace_context::HEADER, v);
+            headers.insert(trace_context::HEADER, v);
         }
-        h
     }
 }
 
 /// What a listener is called in logs and metrics (`public`, `admin`, `chat`, ...).
 #[derive(Debug, Clone)]
-struct ListenerName(String);
+struct ListenerName(std::sync::Arc<str>);
 
 /// Wraps a router in the standard layers.
 pub fn standard_layers(
@@ -68,7 +73,7 @@ pub fn standard_layers(
         .fallback(|| async { Problem::NotFound("There is nothing at this address.".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .layer(middleware::from_fn(observe))
-        .layer(Extension(ListenerName(listener.to_owned())))
+        .layer(Extension(ListenerName(listener.into())))
         .layer(Extension(metrics))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a request handler panicked");
@@ -87,6 +92,32 @@ fn accept_request_id(v: &HeaderValue) -> Option<String> {
     .then(|| s.to_owned())
 }
 
+/// A UUIDv7 (time-ordered) whose random part comes from the thread's generator:
+/// `Uuid::now_v7` asks the kernel (`getrandom(2)`) on every call, a system call per request.
+fn new_request_id() -> String {
+    use rand::RngCore;
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let mut random = [0u8; 10];
+    rand::rng().fill_bytes(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string()
+}
+
+/// The method as a metric label, without an allocation for the standard ones.
+fn method_label(method: &http::Method) -> std::borrow::Cow<'static, str> {
+    const STANDARD: [&str; 9] = [
+        "GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match STANDARD.iter().find(|name| **name == method.as_str()) {
+        Some(name) => std::borrow::Cow::Borrowed(name),
+        None => std::borrow::Cow::Owned(method.to_string()),
+    }
+}
+
 async fn observe(
     Extension(listener): Extension<ListenerName>,
     Extension(metrics): Extension<Metrics>,
@@ -98,7 +129,7 @@ async fn observe(
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(accept_request_id)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        .unwrap_or_else(new_request_id);
     // Our hop is a child of the caller's span, or the root of a new trace.
     let trace = req
         .headers()
@@ -127,7 +158,7 @@ async fn observe(
         span_id = %trace.span_id_hex(),
         listener = %listener.0,
     );
-    let mut res = next.run(req).instrument(span.clone()).await;
+    let mut res = next.run(req).instrument(span).await;
 
     if let Some(body) = res.extensions_mut().remove::<ProblemBody>() {
         let headers = res.headers().clone();
@@ -167,7 +198,7 @@ async fn observe(
     let elapsed = started.elapsed();
     let labels = HttpLabels {
         listener: listener.0.clone(),
-        method: method.to_string(),
+        method: method_label(&method),
         status: res.status().as_u16(),
     };
     metrics.http_requests.get_or_create(&labels).inc();
@@ -176,18 +207,35 @@ async fn observe(
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
     if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
-        span.in_scope(|| {
-            tracing::info!(
-                method = %method,
-                path = %path,
-                status = res.status().as_u16(),
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
-                client = client.map(|c| c.ip().to_string()).unwrap_or_default(),
-                "access"
-            );
-        });
+        // The request's ids are fields of the line itself, not of a span around it: the JSON
+        // formatter re-parses a span's stored fields for every line it writes inside one, and
+        // this line is written for every request.
+        tracing::info!(
+            request_id = %request_id,
+            trace_id = %trace.trace_id_hex(),
+            span_id = %trace.span_id_hex(),
+            listener = %listener.0,
+            method = %method,
+            path = %path,
+            status = res.status().as_u16(),
+            duration_ms = elapsed.as_secs_f64() * 1000.0,
+            client = %ClientIp(client),
+            "access"
+        );
     }
     res
+}
+
+/// The client's address in the access line, or nothing: formatted in place, not allocated.
+struct ClientIp(Option<SocketAddr>);
+
+impl std::fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(addr) => write!(f, "{}", addr.ip()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// `axum::Json` whose rejections are problems (`400 invalid-request`, `415`), not plain text.

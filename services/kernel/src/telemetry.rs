@@ -70,8 +70,9 @@ pub fn init_logging(config: &LogConfig) -> Result<(), crate::ConfigError> {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
-    pub listener: String,
-    pub method: String,
+    // Shared and borrowed, not owned: one set of labels is built per request.
+    pub listener: std::sync::Arc<str>,
+    pub method: std::borrow::Cow<'static, str>,
     pub status: u16,
 }
 

@@ -71,29 +71,66 @@ impl TraceParent {
         })
     }
 
-    pub fn trace_id_hex(&self) -> String {
-        hex(&self.trace_id)
+    pub fn trace_id_hex(&self) -> HexId {
+        HexId::new(&self.trace_id)
     }
 
-    pub fn span_id_hex(&self) -> String {
-        hex(&self.span_id)
+    pub fn span_id_hex(&self) -> HexId {
+        HexId::new(&self.span_id)
+    }
+}
+
+/// An id in lowercase hex, kept on the stack: every request formats its ids several times
+/// (log fields, response and outgoing headers), and a heap string each time showed up in the
+/// gateway's profile.
+#[derive(Clone, Copy)]
+pub struct HexId {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl HexId {
+    /// At most 16 bytes (a trace id); longer input is cut there.
+    pub fn new(bytes: &[u8]) -> Self {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut buf = [0u8; 32];
+        let bytes = &bytes[..bytes.len().min(16)];
+        for (i, b) in bytes.iter().enumerate() {
+            buf[2 * i] = DIGITS[usize::from(b >> 4)];
+            buf[2 * i + 1] = DIGITS[usize::from(b & 0x0f)];
+        }
+        Self {
+            buf,
+            len: bytes.len() * 2,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits were written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for HexId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for HexId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "00-{}-{}-{:02x}",
-            hex(&self.trace_id),
-            hex(&self.span_id),
-            u8::from(self.sampled)
-        )
+        f.write_str("00-")?;
+        f.write_str(self.trace_id_hex().as_str())?;
+        f.write_str("-")?;
+        f.write_str(self.span_id_hex().as_str())?;
+        f.write_str(if self.sampled { "-01" } else { "-00" })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
@@ -115,6 +152,17 @@ fn hex_decode<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_lowercase_hex_with_leading_zeros() {
+        let bytes = [0x00, 0x0f, 0xa0, 0xff, 0x5c];
+        assert_eq!(HexId::new(&bytes).as_str(), "000fa0ff5c");
+        let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+        assert_eq!(
+            TraceParent::parse(unsampled).unwrap().to_string(),
+            unsampled
+        );
+    }
 
     #[test]
     fn round_trips_the_specification_example() {

@@ -299,3 +299,73 @@ async fn tokens_are_checked_by_the_service_itself() {
     assert_eq!(status, 401);
     stop.cancel();
 }
+
+/// A `MakeWriter` into a shared buffer, to read the log lines a request produced.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_access_line_carries_the_requests_ids() {
+    // The JSON format of `telemetry::init_logging`, written into a buffer for this thread (the
+    // test's runtime has one thread, so the server's tasks log here too).
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (base, _, stop) = start().await;
+    let client = kernel::http::client(std::time::Duration::from_secs(10));
+    let res = client
+        .get(format!("{base}/conflict"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    let request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let ours = res.headers()["traceparent"].to_str().unwrap().to_owned();
+    assert_eq!(res.status(), 409);
+    stop.cancel();
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let access: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "access")
+        .collect();
+    assert_eq!(access.len(), 1, "{text}");
+    let line = &access[0];
+    assert_eq!(line["request_id"], request_id.as_str());
+    assert_eq!(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    // Our hop's span id is the one we answered with, not the caller's.
+    assert_eq!(line["span_id"], ours.split('-').nth(2).unwrap());
+    assert_eq!(line["listener"], "public");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["path"], "/conflict");
+    assert_eq!(line["status"], 409);
+    assert_eq!(line["client"], "127.0.0.1");
+}
