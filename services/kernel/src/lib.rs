@@ -6,6 +6,7 @@ pub mod client_address;
 pub mod config;
 pub mod http;
 pub mod internal;
+mod log_lines;
 pub mod problem;
 pub mod secret;
 pub mod sse;

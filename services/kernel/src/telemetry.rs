@@ -55,7 +55,7 @@ pub fn init_logging(config: &LogConfig) -> Result<(), crate::ConfigError> {
         .map_err(|e| crate::ConfigError::key("log.filter", e.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(crate::log_lines::LogLines::stdout());
     let _ = match config.format {
         LogFormat::Json => builder
             .json()
