@@ -83,7 +83,7 @@ impl TraceParent {
 /// An id in lowercase hex, kept on the stack: every request formats its ids several times
 /// (log fields, response and outgoing headers), and a heap string each time showed up in the
 /// gateway's profile.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct HexId {
     buf: [u8; 32],
     len: usize,
