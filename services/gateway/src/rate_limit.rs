@@ -13,24 +13,25 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-/// One limit to check: a key and its rate, as GCRA's emission interval and burst tolerance.
+/// One limit to check: a key and its rate, as GCRA's emission interval and burst tolerance,
+/// in microseconds (in milliseconds, any rate above 60,000 a minute became exactly that).
 #[derive(Debug, Clone)]
 pub struct Limit {
     pub scope: &'static str,
     pub key: String,
-    emission_ms: u64,
-    tolerance_ms: u64,
+    emission_us: u64,
+    tolerance_us: u64,
 }
 
 impl Limit {
     pub fn new(scope: &'static str, key: String, rate: Rate) -> Self {
-        let emission_ms = (60_000 / u64::from(rate.per_minute.max(1))).max(1);
+        let emission_us = (60_000_000 / u64::from(rate.per_minute.max(1))).max(1);
         Self {
             scope,
             key,
-            emission_ms,
+            emission_us,
             // `burst` requests may arrive at once: the first fills no tolerance.
-            tolerance_ms: emission_ms * u64::from(rate.burst.max(1) - 1),
+            tolerance_us: emission_us * u64::from(rate.burst.max(1) - 1),
         }
     }
 }
@@ -45,10 +46,12 @@ pub enum Decision {
 }
 
 /// All limits pass, or none is charged: checking the first and refusing on the second must not
-/// spend the first one's allowance.
+/// spend the first one's allowance. Times are microseconds; they are stored with `%d` because
+/// Lua turns a number into a string with 14 significant digits, and microseconds since 1970
+/// have 16.
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_tats = {}
 for i = 1, #KEYS do
   local emission = tonumber(ARGV[2 * i - 1])
@@ -61,7 +64,8 @@ for i = 1, #KEYS do
   next_tats[i] = tat + emission
 end
 for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], next_tats[i], 'PX', next_tats[i] - now + 1000)
+  redis.call('SET', KEYS[i], string.format('%d', next_tats[i]), 'PX',
+    string.format('%d', math.ceil((next_tats[i] - now) / 1000) + 1000))
 end
 return {1, 0, 0}
 "#;
@@ -108,10 +112,10 @@ impl RateLimiter {
                 Err(e) => {
                     self.metrics.rate_limit_fallbacks.inc();
                     redis.warn(&e);
-                    self.local.check(limits, self.local.now_ms())
+                    self.local.check(limits, self.local.now_us())
                 }
             },
-            None => self.local.check(limits, self.local.now_ms()),
+            None => self.local.check(limits, self.local.now_us()),
         };
         if let Decision::Deny { scope, .. } = &decision {
             self.metrics
@@ -144,8 +148,8 @@ impl Default for LocalGcra {
 const LOCAL_KEYS_SOFT_CAP: usize = 100_000;
 
 impl LocalGcra {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    fn now_us(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
     pub fn check(&self, limits: &[Limit], now: u64) -> Decision {
@@ -156,13 +160,13 @@ impl LocalGcra {
         let mut next = Vec::with_capacity(limits.len());
         for limit in limits {
             let tat = tats.get(&limit.key).copied().unwrap_or(now).max(now);
-            if tat - now > limit.tolerance_ms {
+            if tat - now > limit.tolerance_us {
                 return Decision::Deny {
                     scope: limit.scope,
-                    retry_after: Duration::from_millis(tat - now - limit.tolerance_ms),
+                    retry_after: Duration::from_micros(tat - now - limit.tolerance_us),
                 };
             }
-            next.push(tat + limit.emission_ms);
+            next.push(tat + limit.emission_us);
         }
         for (limit, tat) in limits.iter().zip(next) {
             // A known key is updated in place: no copy of it per request.
@@ -239,7 +243,7 @@ impl RedisGcra {
         let mut invocation = self.script.prepare_invoke();
         for limit in limits {
             invocation.key(&limit.key);
-            invocation.arg(limit.emission_ms).arg(limit.tolerance_ms);
+            invocation.arg(limit.emission_us).arg(limit.tolerance_us);
         }
         let answer: (i64, i64, i64) =
             tokio::time::timeout(REDIS_DEADLINE, invocation.invoke_async(&mut conn))
@@ -248,7 +252,7 @@ impl RedisGcra {
                 .map_err(|e| e.to_string())?;
         Ok(match answer {
             (1, _, _) => Decision::Allow,
-            (_, index, wait_ms) => {
+            (_, index, wait_us) => {
                 let scope = usize::try_from(index - 1)
                     .ok()
                     .and_then(|i| limits.get(i))
@@ -256,7 +260,7 @@ impl RedisGcra {
                     .unwrap_or("unknown");
                 Decision::Deny {
                     scope,
-                    retry_after: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
+                    retry_after: Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)),
                 }
             }
         })
@@ -288,17 +292,31 @@ mod tests {
         let g = LocalGcra::default();
         let l = [limit("a", 60, 5)];
         for i in 0..5 {
-            assert_eq!(g.check(&l, 1_000), Decision::Allow, "request {i}");
+            assert_eq!(g.check(&l, 1_000_000), Decision::Allow, "request {i}");
         }
-        match g.check(&l, 1_000) {
+        match g.check(&l, 1_000_000) {
             Decision::Deny { retry_after, .. } => assert_eq!(retry_after.as_millis(), 1000),
             d => panic!("{d:?}"),
         }
         // One emission interval later, one more.
-        assert_eq!(g.check(&l, 2_000), Decision::Allow);
-        assert!(matches!(g.check(&l, 2_000), Decision::Deny { .. }));
+        assert_eq!(g.check(&l, 2_000_000), Decision::Allow);
+        assert!(matches!(g.check(&l, 2_000_000), Decision::Deny { .. }));
         // Keys are independent.
-        assert_eq!(g.check(&[limit("b", 60, 5)], 2_000), Decision::Allow);
+        assert_eq!(g.check(&[limit("b", 60, 5)], 2_000_000), Decision::Allow);
+    }
+
+    #[test]
+    fn rates_above_one_a_millisecond_hold() {
+        // 6,000,000 a minute is one every 10 µs; milliseconds could not tell it from 60,000.
+        let g = LocalGcra::default();
+        let l = [limit("fast", 6_000_000, 1)];
+        assert_eq!(g.check(&l, 0), Decision::Allow);
+        match g.check(&l, 5) {
+            Decision::Deny { retry_after, .. } => assert_eq!(retry_after.as_micros(), 5),
+            d => panic!("{d:?}"),
+        }
+        assert_eq!(g.check(&l, 10), Decision::Allow);
+        assert_eq!(g.check(&l, 20), Decision::Allow);
     }
 
     #[test]
