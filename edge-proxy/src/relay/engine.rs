@@ -59,6 +59,9 @@ pub(super) struct Conn {
     /// The peer's FIN or an error was reported: read until the socket says so.
     client_closed: bool,
     upstream_closed: bool,
+    /// Of those, a FIN without an error (EPOLLRDHUP or EPOLLHUP, no EPOLLERR).
+    client_fin: bool,
+    upstream_fin: bool,
     mode: CopyMode,
     up: Half,
     down: Half,
@@ -260,16 +263,19 @@ impl Engine {
             };
             // Errors and hang-ups count as readiness: the next syscall reports them.
             let closed = event.is_read_closed() || event.is_error();
+            let fin = event.is_read_closed() && !event.is_error();
             let readable = event.is_readable() || closed;
             let writable = event.is_writable() || event.is_write_closed() || event.is_error();
             if event.token().0 % 2 == CLIENT {
                 conn.client_readable |= readable;
                 conn.client_writable |= writable;
                 conn.client_closed |= closed;
+                conn.client_fin |= fin;
             } else {
                 conn.upstream_readable |= readable;
                 conn.upstream_writable |= writable;
                 conn.upstream_closed |= closed;
+                conn.upstream_fin |= fin;
             }
             self.turn(key);
         }
@@ -301,6 +307,8 @@ impl Engine {
             upstream_writable: false,
             client_closed: false,
             upstream_closed: false,
+            client_fin: false,
+            upstream_fin: false,
             mode: e.mode,
             up: Half::new(),
             down: Half::new(),
@@ -336,8 +344,10 @@ impl Engine {
             &c.client,
             &mut c.client_readable,
             c.client_closed,
+            c.client_fin,
             &c.upstream,
             &mut c.upstream_writable,
+            c.down.done,
             &c.meters.client_to_upstream,
             &mut self.tools,
         );
@@ -348,8 +358,10 @@ impl Engine {
                     &c.upstream,
                     &mut c.upstream_readable,
                     c.upstream_closed,
+                    c.upstream_fin,
                     &c.client,
                     &mut c.client_writable,
+                    c.up.done,
                     &c.meters.upstream_to_client,
                     &mut self.tools,
                 )
