@@ -9,11 +9,12 @@
 //! 6. hand both sockets to a relay thread ([`crate::relay`]) until both sides close, the
 //!    idle timeout, or the drain deadline.
 
-use std::io;
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use tokio::io::unix::AsyncFd;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -285,7 +286,13 @@ fn worker(
             }
         };
         for l in listeners {
-            match TcpListener::from_std(l) {
+            let l = mio::net::TcpListener::from_std(l);
+            #[allow(unsafe_code)]
+            // SAFETY: the `AsyncFd` owns the listener, which owns the descriptor and keeps it
+            // open, unchanged, until the `AsyncFd` is dropped.
+            let watched =
+                unsafe { AsyncFd::register_with_interest(l, tokio::io::Interest::READABLE) };
+            match watched.map_err(|e| e.into_parts().1) {
                 Ok(l) => {
                     tokio::spawn(accept_loop(l, Arc::clone(shared)));
                 }
@@ -316,14 +323,31 @@ fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts with the runtime watching the listening socket only: an accepted socket joins the
+/// runtime's epoll set only if its hello has to be waited for (see [`ClientSocket`]).
+async fn accept_loop(listener: AsyncFd<mio::net::TcpListener>, shared: Arc<Shared>) {
     loop {
-        let accepted = tokio::select! {
-            r = listener.accept() => r,
+        let mut ready = tokio::select! {
+            r = listener.readable() => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot watch a listening socket");
+                    return;
+                }
+            },
             () = shared.accept_stop.cancelled() => return,
         };
+        // `accept4` with SOCK_NONBLOCK: the socket is ready to use without another call.
+        let accepted = match ready.try_io(|l| l.get_ref().accept()) {
+            Ok(r) => r,
+            // Drained: the readiness is cleared, wait for the next connection.
+            Err(_would_block) => continue,
+        };
         let (stream, peer) = match accepted {
-            Ok(a) => a,
+            Ok((s, peer)) => (
+                std::net::TcpStream::from(std::os::fd::OwnedFd::from(s)),
+                peer,
+            ),
             Err(e) => {
                 // Out of descriptors or memory: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
@@ -370,14 +394,15 @@ enum Refused {
 }
 
 async fn handle(
-    stream: TcpStream,
+    stream: std::net::TcpStream,
     peer: SocketAddr,
     ip: IpGuard,
     rt: Arc<Runtime>,
     shared: Arc<Shared>,
 ) {
     let m = &shared.metrics;
-    match serve(&stream, peer, &rt, &shared).await {
+    let mut stream = ClientSocket::Raw(stream);
+    match serve(&mut stream, peer, &rt, &shared).await {
         Ok(ready) => hand_off(stream, ready, peer, ip, &rt, &shared),
         Err(Refused::Hello(reason)) => {
             m.hello_error(reason.as_str());
@@ -394,6 +419,82 @@ async fn handle(
     }
 }
 
+/// The client's socket during the handshake. It stays out of the async runtime while its
+/// hello arrives whole by the time it is accepted, the usual case (a client sends the hello
+/// right behind the handshake's last ACK): the relay takes it without the runtime ever having
+/// registered it. Only a hello that must be waited for makes the runtime watch the socket,
+/// which costs two `epoll_ctl` calls (register, and deregister at the hand-off).
+enum ClientSocket {
+    Raw(std::net::TcpStream),
+    Watched(TcpStream),
+    /// Only while moving from the first to the second, or when that move failed.
+    Gone,
+}
+
+impl ClientSocket {
+    /// Reads what is there without waiting, into `buf`'s spare capacity.
+    fn try_read(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        match self {
+            Self::Raw(s) => {
+                let old = buf.len();
+                buf.resize(buf.capacity(), 0);
+                let r = (&*s).read(buf.get_mut(old..).unwrap_or_default());
+                buf.truncate(old + *r.as_ref().unwrap_or(&0));
+                r
+            }
+            Self::Watched(s) => s.try_read_buf(buf),
+            Self::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Waits until the socket may have more to read, handing it to the runtime first if it
+    /// is not watched yet.
+    async fn readable(&mut self) -> io::Result<()> {
+        if let Self::Raw(_) = self
+            && let Self::Raw(s) = std::mem::replace(self, Self::Gone)
+        {
+            *self = Self::Watched(TcpStream::from_std(s)?);
+        }
+        match self {
+            Self::Watched(s) => s.readable().await,
+            _ => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Self::Raw(s) => s.local_addr(),
+            Self::Watched(s) => s.local_addr(),
+            Self::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    /// Writes what fits now, for the one-record alert a refused client gets.
+    fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Raw(s) => (&*s).write(data),
+            Self::Watched(s) => s.try_write(data),
+            Self::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+
+    fn set_nodelay(&self) -> io::Result<()> {
+        match self {
+            Self::Raw(s) => s.set_nodelay(true),
+            Self::Watched(s) => s.set_nodelay(true),
+            Self::Gone => Ok(()),
+        }
+    }
+
+    fn into_std(self) -> io::Result<std::net::TcpStream> {
+        match self {
+            Self::Raw(s) => Ok(s),
+            Self::Watched(s) => s.into_std(),
+            Self::Gone => Err(io::ErrorKind::NotConnected.into()),
+        }
+    }
+}
+
 /// A routed connection whose upstream has the hello: all that is left is relaying.
 struct Ready {
     upstream: TcpStream,
@@ -402,13 +503,13 @@ struct Ready {
 }
 
 async fn serve(
-    stream: &TcpStream,
+    stream: &mut ClientSocket,
     peer: SocketAddr,
     rt: &Runtime,
     shared: &Shared,
 ) -> Result<Ready, Refused> {
     let limits = &rt.config.limits;
-    let _ = stream.set_nodelay(true);
+    let _ = stream.set_nodelay();
 
     let (ticket, evicted) = shared.gate.enter(limits.max_handshakes);
     for _ in 0..evicted {
@@ -419,7 +520,7 @@ async fn serve(
     shared.metrics.set_handshakes(shared.gate.pending());
     let hello = async {
         tokio::select! {
-            r = tokio::time::timeout(limits.handshake_timeout(), read_hello(stream, limits.max_hello_bytes)) => match r {
+            r = tokio::time::timeout(limits.handshake_timeout(), read_hello(&mut *stream, limits.max_hello_bytes)) => match r {
                 Ok(r) => r,
                 Err(_) => Err(Refused::Limit(Rejection::HandshakeTimeout)),
             },
@@ -466,7 +567,7 @@ async fn serve(
 /// Moves the connection out of the async runtime onto a relay thread, with everything it
 /// holds (its limit slots, its place in the drain).
 fn hand_off(
-    client: TcpStream,
+    client: ClientSocket,
     ready: Ready,
     peer: SocketAddr,
     ip: IpGuard,
@@ -501,9 +602,10 @@ fn hand_off(
 }
 
 /// Reads until the ClientHello is decided. The buffer grows only as bytes arrive, doubling
-/// from a small start and never past the cap.
+/// from a small start and never past the cap. The first read is tried at once: the hello is
+/// usually there already.
 async fn read_hello(
-    stream: &TcpStream,
+    stream: &mut ClientSocket,
     limit: usize,
 ) -> Result<(Vec<u8>, Option<String>), Refused> {
     let mut reader = HelloReader::new(limit);
@@ -513,11 +615,14 @@ async fn read_hello(
             let room = limit.saturating_sub(buf.len());
             buf.reserve_exact(buf.len().max(FIRST_HELLO_CHUNK).min(room).max(1));
         }
-        stream.readable().await.map_err(|_| Refused::Gone)?;
-        match stream.try_read_buf(&mut buf) {
+        match stream.try_read(&mut buf) {
             Ok(0) => return Err(Refused::Gone),
             Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                stream.readable().await.map_err(|_| Refused::Gone)?;
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Err(Refused::Gone),
         }
         match reader.advance(&buf) {
