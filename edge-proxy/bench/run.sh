@@ -51,7 +51,7 @@ UP_PP=127.0.0.1:19444
 EDGE_USER=127.0.0.1:19445
 EDGE_SPLICE=127.0.0.1:19446
 HAPROXY=127.0.0.1:19447
-EDGE_SPLICE_1T=127.0.0.1:19448
+EDGE_USER_1T=127.0.0.1:19448
 HAPROXY_1T=127.0.0.1:19449
 SNI=www.example.com
 
@@ -93,7 +93,7 @@ CFG
 }
 edge_config "$EDGE_USER" 127.0.0.1:19901 userspace 0 >"$WORK/user.toml"
 edge_config "$EDGE_SPLICE" 127.0.0.1:19902 splice 0 >"$WORK/splice.toml"
-edge_config "$EDGE_SPLICE_1T" 127.0.0.1:19903 splice 1 >"$WORK/splice1.toml"
+edge_config "$EDGE_USER_1T" 127.0.0.1:19903 userspace 1 >"$WORK/user1.toml"
 haproxy_config() { # listen nbthread [upstream]
     cat <<CFG
 global
@@ -128,9 +128,9 @@ PIDS+=($PID_SPLICE)
 haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
 PID_HAP=$!
 PIDS+=($PID_HAP)
-RUST_LOG=warn "$EDGE_BIN" --config "$WORK/splice1.toml" &
-PID_SPLICE_1T=$!
-PIDS+=($PID_SPLICE_1T)
+RUST_LOG=warn "$EDGE_BIN" --config "$WORK/user1.toml" &
+PID_USER_1T=$!
+PIDS+=($PID_USER_1T)
 haproxy -f "$WORK/haproxy1.cfg" -db 2>"$WORK/haproxy1.log" &
 PID_HAP_1T=$!
 PIDS+=($PID_HAP_1T)
@@ -146,10 +146,10 @@ LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 declare -A ADDR=([direct]=$UP_PLAIN [edge-userspace]=$EDGE_USER [edge-splice]=$EDGE_SPLICE [haproxy]=$HAPROXY
-    [edge-splice-1thread]=$EDGE_SPLICE_1T [haproxy-1thread]=$HAPROXY_1T)
+    [edge-userspace-1thread]=$EDGE_USER_1T [haproxy-1thread]=$HAPROXY_1T)
 declare -A PID=([edge-userspace]=$PID_USER [edge-splice]=$PID_SPLICE [haproxy]=$PID_HAP
-    [edge-splice-1thread]=$PID_SPLICE_1T [haproxy-1thread]=$PID_HAP_1T)
-TARGETS=(direct edge-splice edge-userspace haproxy edge-splice-1thread haproxy-1thread)
+    [edge-userspace-1thread]=$PID_USER_1T [haproxy-1thread]=$PID_HAP_1T)
+TARGETS=(direct edge-splice edge-userspace haproxy edge-userspace-1thread haproxy-1thread)
 declare -A BULK RATE P50 P99 RSS0 RSS
 
 for t in "${TARGETS[@]}"; do
@@ -266,7 +266,7 @@ if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
     for p in "${PINNED_PID[@]}"; do kill "$p" 2>/dev/null || true; done
 fi
 
-for t in edge-splice edge-userspace haproxy edge-splice-1thread haproxy-1thread; do
+for t in edge-splice edge-userspace haproxy edge-userspace-1thread haproxy-1thread; do
     settle
     "$LG" idle "${ADDR[$t]}" "$SNI" "$CERT" --count "$IDLE_CONNS" --hold-secs 600 >"$WORK/idle.out" &
     IDLE=$!
