@@ -21,6 +21,11 @@ use std::sync::Arc;
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
+// Header names made once, not parsed from a `&str` on every request.
+const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: http::HeaderName = http::HeaderName::from_static("x-forwarded-host");
+
 /// An upstream as the gateway sees it: the in-process router of a target, or an HTTP client
 /// to the target's listener, both just a tower `Service`.
 pub type Upstream = BoxCloneSyncService<Request, Response, Infallible>;
@@ -124,7 +129,7 @@ async fn pass(
     let peer = ctx.as_ref().and_then(|c| c.client).map(|a| a.ip());
     let forwarded: Vec<String> = req
         .headers()
-        .get_all("x-forwarded-for")
+        .get_all(&X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok().map(str::to_owned))
         .collect();
@@ -268,7 +273,7 @@ fn set_forwarding_headers(
     let chain = match (peer, trusted_peer) {
         (Some(p), true) => {
             let before: Vec<String> = headers
-                .get_all("x-forwarded-for")
+                .get_all(&X_FORWARDED_FOR)
                 .iter()
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect();
@@ -281,15 +286,15 @@ fn set_forwarding_headers(
         (Some(p), false) => Some(p.to_string()),
         (None, _) => None,
     };
-    headers.remove("x-forwarded-for");
+    headers.remove(&X_FORWARDED_FOR);
     if let Some(v) = chain.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        headers.insert("x-forwarded-for", v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    if !trusted_peer || !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !trusted_peer || !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     }
     if let Some(host) = headers.remove(header::HOST) {
-        headers.insert("x-forwarded-host", host);
+        headers.insert(X_FORWARDED_HOST, host);
     }
     if let Some(ctx) = ctx {
         ctx.set_outgoing_headers(headers);

@@ -268,9 +268,27 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
+const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: http::HeaderName = http::HeaderName::from_static("proxy-connection");
+
 /// Headers meant for one connection only (RFC 9110 §7.6.1), including any the `Connection`
 /// header names.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Usually there is none (or only `Connection`): one pass over the names is cheaper than
+    // a removal, a hash lookup, per name that might be there.
+    if !headers.keys().any(|n| {
+        n == header::CONNECTION
+            || n == header::TE
+            || n == header::TRAILER
+            || n == header::TRANSFER_ENCODING
+            || n == header::UPGRADE
+            || n == header::PROXY_AUTHORIZATION
+            || n == header::PROXY_AUTHENTICATE
+            || n == KEEP_ALIVE
+            || n == PROXY_CONNECTION
+    }) {
+        return;
+    }
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -293,8 +311,8 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     ] {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! 2. `observe`: request id + traceparent + span + access log + metrics + problem `instance`;
 //! 3. body limit: a client cannot make us buffer more than the listener allows.
 
+use crate::access_log;
 use crate::problem::{Problem, ProblemBody};
 use crate::telemetry::{HttpLabels, Metrics};
 use crate::trace_context::{self, TraceParent};
@@ -23,6 +24,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+// Names made once: a `&str` name is parsed and looked up again on every use, and these are
+// used on every request.
+const REQUEST_ID: http::HeaderName = http::HeaderName::from_static(REQUEST_ID_HEADER);
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static(trace_context::HEADER);
 /// Default for listeners that do not set their own.
 pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 
@@ -50,10 +55,10 @@ impl RequestContext {
     /// The same headers, set on a request's own map (the gateway forwards every request).
     pub fn set_outgoing_headers(&self, headers: &mut http::HeaderMap) {
         if let Ok(v) = HeaderValue::from_str(&self.request_id) {
-            headers.insert(REQUEST_ID_HEADER, v);
+            headers.insert(REQUEST_ID, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&self.trace.child().to_string()) {
-            headers.insert(trace_context::HEADER, v);
+        if let Some(v) = self.trace.child().header_value() {
+            headers.insert(TRACEPARENT, v);
         }
     }
 }
@@ -127,13 +132,13 @@ async fn observe(
     let started = Instant::now();
     let request_id = req
         .headers()
-        .get(REQUEST_ID_HEADER)
+        .get(&REQUEST_ID)
         .and_then(accept_request_id)
         .unwrap_or_else(new_request_id);
     // Our hop is a child of the caller's span, or the root of a new trace.
     let trace = req
         .headers()
-        .get(trace_context::HEADER)
+        .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .and_then(TraceParent::parse)
         .map(|p| p.child())
@@ -189,10 +194,10 @@ async fn observe(
         }
     }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(REQUEST_ID_HEADER, v);
+        res.headers_mut().insert(REQUEST_ID, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&trace.to_string()) {
-        res.headers_mut().insert(trace_context::HEADER, v);
+    if let Some(v) = trace.header_value() {
+        res.headers_mut().insert(TRACEPARENT, v);
     }
 
     let elapsed = started.elapsed();
@@ -206,10 +211,27 @@ async fn observe(
         .http_duration
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
-    if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
-        // The request's ids are fields of the line itself, not of a span around it: the JSON
-        // formatter re-parses a span's stored fields for every line it writes inside one, and
-        // this line is written for every request.
+    let logged = path == "/healthz"
+        || path == "/readyz"
+        || path == "/metrics"
+        || !tracing::enabled!(tracing::Level::INFO)
+        || access_log::AccessLine {
+            request_id: &request_id,
+            trace_id: trace.trace_id_hex().as_str(),
+            span_id: trace.span_id_hex().as_str(),
+            listener: &listener.0,
+            method: method.as_str(),
+            path: &path,
+            status: res.status().as_u16(),
+            duration_ms: elapsed.as_secs_f64() * 1000.0,
+            client: client.map(|c| c.ip()),
+        }
+        .write();
+    if !logged {
+        // No JSON sink (the text format, or a test's own subscriber): the same line as an
+        // event. The request's ids are fields of the line itself, not of a span around it:
+        // the JSON formatter re-parses a span's stored fields for every line it writes inside
+        // one.
         tracing::info!(
             request_id = %request_id,
             trace_id = %trace.trace_id_hex(),

@@ -1,6 +1,7 @@
 //! The plumbing every Protostar service shares. A service adds its own logic on top of these
 //! parts and re-implements none of them.
 
+mod access_log;
 pub mod ai_api;
 pub mod client_address;
 pub mod config;
@@ -9,6 +10,7 @@ pub mod internal;
 mod log_lines;
 pub mod problem;
 pub mod secret;
+mod span_fields;
 pub mod sse;
 pub mod telemetry;
 pub mod trace_context;

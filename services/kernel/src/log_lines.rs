@@ -31,7 +31,6 @@ impl LogLines {
     }
 
     /// Lines into `file`.
-    #[cfg(test)]
     pub fn to_file(file: File) -> Self {
         Self { out: Some(file) }
     }

@@ -49,22 +49,51 @@ pub enum LogFormat {
     Text,
 }
 
-/// Installs the global subscriber once; later calls (tests) are no-ops.
+/// Installs the global subscriber once, writing to standard output; later calls (tests) are
+/// no-ops.
 pub fn init_logging(config: &LogConfig) -> Result<(), crate::ConfigError> {
+    init_logging_with(config, crate::log_lines::LogLines::stdout, || {
+        crate::log_lines::LogLines::stdout()
+    })
+}
+
+/// The same, with the lines going to `file` instead (appended, each line one write).
+pub fn init_logging_to(config: &LogConfig, file: std::fs::File) -> Result<(), crate::ConfigError> {
+    let second = file
+        .try_clone()
+        .map_err(|e| crate::ConfigError::key("log", format!("cannot use the log file: {e}")))?;
+    init_logging_with(
+        config,
+        move || crate::log_lines::LogLines::to_file(file),
+        move || crate::log_lines::LogLines::to_file(second),
+    )
+}
+
+/// `events`: the writer of the subscriber; `access`: the writer of the access lines, which
+/// the kernel encodes itself in the JSON format ([`crate::access_log`]).
+fn init_logging_with(
+    config: &LogConfig,
+    events: impl FnOnce() -> crate::log_lines::LogLines,
+    access: impl FnOnce() -> crate::log_lines::LogLines,
+) -> Result<(), crate::ConfigError> {
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|e| crate::ConfigError::key("log.filter", e.to_string()))?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(crate::log_lines::LogLines::stdout());
-    let _ = match config.format {
+        .with_writer(events());
+    let installed = match config.format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
+            .fmt_fields(crate::span_fields::JsonSpanFields)
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    if installed.is_ok() && config.format == LogFormat::Json {
+        crate::access_log::install(access());
+    }
     Ok(())
 }
 

@@ -123,6 +123,20 @@ impl fmt::Debug for HexId {
     }
 }
 
+impl TraceParent {
+    /// The `traceparent` header's value, made on the stack (the header goes out on every
+    /// request and every answer; `to_string` would grow a `String` several times for it).
+    pub fn header_value(&self) -> Option<http::HeaderValue> {
+        let mut buf = [0u8; 55];
+        buf[..3].copy_from_slice(b"00-");
+        buf[3..35].copy_from_slice(self.trace_id_hex().as_str().as_bytes());
+        buf[35] = b'-';
+        buf[36..52].copy_from_slice(self.span_id_hex().as_str().as_bytes());
+        buf[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        http::HeaderValue::from_bytes(&buf).ok()
+    }
+}
+
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("00-")?;
@@ -157,6 +171,17 @@ mod tests {
     fn ids_are_lowercase_hex_with_leading_zeros() {
         let bytes = [0x00, 0x0f, 0xa0, 0xff, 0x5c];
         assert_eq!(HexId::new(&bytes).as_str(), "000fa0ff5c");
+        let p =
+            TraceParent::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(p.header_value().unwrap(), p.to_string().as_str());
+        let unsampled = TraceParent {
+            sampled: false,
+            ..p
+        };
+        assert_eq!(
+            unsampled.header_value().unwrap(),
+            unsampled.to_string().as_str()
+        );
         let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
         assert_eq!(
             TraceParent::parse(unsampled).unwrap().to_string(),

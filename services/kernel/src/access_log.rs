@@ -1,0 +1,196 @@
+//! The access line: one JSON log line per request, encoded here rather than by `tracing`'s
+//! JSON formatter.
+//!
+//! The line is the same as the formatter's (`timestamp`, `level`, the fields flattened,
+//! `target`), but through the formatter it was the most expensive thing the gateway did for a
+//! request: every field formatted into its own string, then serialised again (about a fifth of
+//! the gateway's user-space instructions per proxied request, `valgrind --tool=callgrind`,
+//! docs/benchmarks.md). Here the fields are written straight into a per-thread buffer and the
+//! line goes out in one `write(2)`, like every other line ([`crate::log_lines`]).
+//!
+//! Only with the JSON format: the text format, and a process that never installed logging
+//! (tests with their own subscriber), get the access line as an ordinary `tracing` event.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::IpAddr;
+use std::sync::OnceLock;
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::log_lines::LogLines;
+use crate::span_fields::Escaped;
+
+/// Where access lines go once JSON logging is installed.
+static SINK: OnceLock<LogLines> = OnceLock::new();
+
+/// The `target` of the line, as `tracing` would name it: the module that logs it.
+const TARGET: &str = "kernel::http";
+
+thread_local! {
+    /// Reused for every line of the thread: a line costs no allocation once it has grown.
+    static BUFFER: RefCell<String> = const { RefCell::new(String::new()) };
+    /// The timestamp's date and time to the second, made again only when the second changes:
+    /// `chrono`'s formatting costs more than the rest of the line.
+    static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+}
+
+/// Sends access lines to `out` from now on (the first call wins, like the subscriber's).
+pub(crate) fn install(out: LogLines) {
+    let _ = SINK.set(out);
+}
+
+/// One request as its access line tells it.
+pub(crate) struct AccessLine<'a> {
+    pub request_id: &'a str,
+    pub trace_id: &'a str,
+    pub span_id: &'a str,
+    pub listener: &'a str,
+    pub method: &'a str,
+    pub path: &'a str,
+    pub status: u16,
+    pub duration_ms: f64,
+    pub client: Option<IpAddr>,
+}
+
+impl AccessLine<'_> {
+    /// Writes the line and returns true, or returns false when no JSON sink is installed (the
+    /// caller logs it through `tracing` instead). The log filter is the caller's to check.
+    pub(crate) fn write(&self) -> bool {
+        let Some(sink) = SINK.get() else {
+            return false;
+        };
+        BUFFER.with(|buffer| {
+            let Ok(mut buf) = buffer.try_borrow_mut() else {
+                // Only if writing a line could re-enter this function, which it cannot.
+                return false;
+            };
+            buf.clear();
+            self.encode(chrono::Utc::now(), &mut buf);
+            // A log line that cannot be written is dropped, as the formatter drops it.
+            let _ = sink.make_writer().write_all(buf.as_bytes());
+            true
+        })
+    }
+
+    fn encode(&self, now: chrono::DateTime<chrono::Utc>, buf: &mut String) {
+        // Writing into a String cannot fail; the results are ignored for that reason only.
+        buf.push_str("{\"timestamp\":\"");
+        timestamp(buf, now);
+        buf.push_str("\",\"level\":\"INFO\",\"message\":\"access\",\"request_id\":");
+        string(buf, self.request_id);
+        buf.push_str(",\"trace_id\":");
+        string(buf, self.trace_id);
+        buf.push_str(",\"span_id\":");
+        string(buf, self.span_id);
+        buf.push_str(",\"listener\":");
+        string(buf, self.listener);
+        buf.push_str(",\"method\":");
+        string(buf, self.method);
+        buf.push_str(",\"path\":");
+        string(buf, self.path);
+        let _ = write!(buf, ",\"status\":{},\"duration_ms\":", self.status);
+        if self.duration_ms.is_finite() {
+            let _ = write!(buf, "{}", self.duration_ms);
+        } else {
+            // JSON has no NaN or infinity (nor has a clock that works).
+            buf.push_str("null");
+        }
+        buf.push_str(",\"client\":\"");
+        if let Some(ip) = self.client {
+            // An address has nothing to escape.
+            let _ = write!(buf, "{ip}");
+        }
+        buf.push_str("\",\"target\":\"");
+        buf.push_str(TARGET);
+        buf.push_str("\"}\n");
+    }
+}
+
+/// RFC 3339 in UTC with microseconds, as the formatter writes it: `2026-12-07T13:07:01.123456Z`.
+fn timestamp(buf: &mut String, now: chrono::DateTime<chrono::Utc>) {
+    let second = now.timestamp();
+    SECOND.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cached) => {
+            if cached.0 != second {
+                *cached = (second, now.format("%Y-%m-%dT%H:%M:%S").to_string());
+            }
+            buf.push_str(&cached.1);
+        }
+        Err(_) => {
+            let _ = write!(buf, "{}", now.format("%Y-%m-%dT%H:%M:%S"));
+        }
+    });
+    let _ = write!(buf, ".{:06}Z", now.timestamp_subsec_micros());
+}
+
+/// A JSON string, escaped.
+fn string(buf: &mut String, s: &str) {
+    buf.push('"');
+    let _ = Escaped(buf).write_str(s);
+    buf.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(path: &str, client: Option<IpAddr>) -> serde_json::Value {
+        let mut buf = String::new();
+        AccessLine {
+            request_id: "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
+            trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+            span_id: "00f067aa0ba902b7",
+            listener: "public",
+            method: "GET",
+            path,
+            status: 404,
+            duration_ms: 0.3125,
+            client,
+        }
+        .encode(
+            chrono::DateTime::parse_from_rfc3339("2026-12-07T13:07:01.123456Z")
+                .unwrap()
+                .to_utc(),
+            &mut buf,
+        );
+        assert!(buf.ends_with('\n'), "one line, ended");
+        assert_eq!(buf.matches('\n').count(), 1);
+        serde_json::from_str(&buf).expect("valid JSON")
+    }
+
+    #[test]
+    fn the_line_has_the_formatters_shape() {
+        let v = line("/api/users/me", Some("127.0.0.1".parse().unwrap()));
+        // Again in the same second: the cached part of the timestamp is the same.
+        assert_eq!(line("/", None)["timestamp"], "2026-12-07T13:07:01.123456Z");
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "timestamp": "2026-12-07T13:07:01.123456Z",
+                "level": "INFO",
+                "message": "access",
+                "request_id": "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
+                "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+                "span_id": "00f067aa0ba902b7",
+                "listener": "public",
+                "method": "GET",
+                "path": "/api/users/me",
+                "status": 404,
+                "duration_ms": 0.3125,
+                "client": "127.0.0.1",
+                "target": "kernel::http",
+            })
+        );
+    }
+
+    #[test]
+    fn what_a_client_sent_is_escaped() {
+        let path = "/a\"b\\c\u{1}d\nfin";
+        let v = line(path, Some("::1".parse().unwrap()));
+        assert_eq!(v["path"], path);
+        assert_eq!(v["client"], "::1");
+        assert_eq!(line("/", None)["client"], "");
+    }
+}
