@@ -10,11 +10,10 @@ use crate::access_log;
 use crate::problem::{Problem, ProblemBody};
 use crate::telemetry::{HttpLabels, Metrics};
 use crate::trace_context::{self, TraceParent};
+use axum::Router;
 use axum::extract::{ConnectInfo, FromRequest, Request, rejection::JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Router};
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -63,9 +62,62 @@ impl RequestContext {
     }
 }
 
-/// What a listener is called in logs and metrics (`public`, `admin`, `chat`, ...).
-#[derive(Debug, Clone)]
-struct ListenerName(std::sync::Arc<str>);
+/// What `observe` needs besides the request: the listener's name in logs and metrics
+/// (`public`, `admin`, `chat`, ...) and the metrics. Held by the layer itself rather than put
+/// into every request's extensions (two insertions and two extractions a request).
+struct ObserveState {
+    listener: std::sync::Arc<str>,
+    metrics: Metrics,
+}
+
+/// The `observe` step as a tower layer.
+#[derive(Clone)]
+struct ObserveLayer(std::sync::Arc<ObserveState>);
+
+impl<S> tower::Layer<S> for ObserveLayer {
+    type Service = Observe<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Observe {
+            inner,
+            state: self.0.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Observe<S> {
+    inner: S,
+    state: std::sync::Arc<ObserveState>,
+}
+
+impl<S> tower::Service<Request> for Observe<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service that was made ready goes with the request; a clone stays for the next.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let state = self.state.clone();
+        Box::pin(async move { Ok(observe(&state, req, inner).await) })
+    }
+}
 
 /// Wraps a router in the standard layers.
 pub fn standard_layers(
@@ -77,9 +129,10 @@ pub fn standard_layers(
     router
         .fallback(|| async { Problem::NotFound("There is nothing at this address.".into()) })
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .layer(middleware::from_fn(observe))
-        .layer(Extension(ListenerName(listener.into())))
-        .layer(Extension(metrics))
+        .layer(ObserveLayer(std::sync::Arc::new(ObserveState {
+            listener: listener.into(),
+            metrics,
+        })))
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("a request handler panicked");
             Problem::internal(anyhow::anyhow!("handler panicked")).into_response()
@@ -123,12 +176,11 @@ fn method_label(method: &http::Method) -> std::borrow::Cow<'static, str> {
     }
 }
 
-async fn observe(
-    Extension(listener): Extension<ListenerName>,
-    Extension(metrics): Extension<Metrics>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+async fn observe<S>(state: &ObserveState, mut req: Request, mut next: S) -> Response
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>,
+{
+    let (listener, metrics) = (&state.listener, &state.metrics);
     let started = Instant::now();
     let request_id = req
         .headers()
@@ -161,9 +213,12 @@ async fn observe(
         request_id = %request_id,
         trace_id = %trace.trace_id_hex(),
         span_id = %trace.span_id_hex(),
-        listener = %listener.0,
+        listener = %listener,
     );
-    let mut res = next.run(req).instrument(span).await;
+    let mut res = match next.call(req).instrument(span).await {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
 
     if let Some(body) = res.extensions_mut().remove::<ProblemBody>() {
         let headers = res.headers().clone();
@@ -202,7 +257,7 @@ async fn observe(
 
     let elapsed = started.elapsed();
     let labels = HttpLabels {
-        listener: listener.0.clone(),
+        listener: listener.clone(),
         method: method_label(&method),
         status: res.status().as_u16(),
     };
@@ -219,7 +274,7 @@ async fn observe(
             request_id: &request_id,
             trace_id: trace.trace_id_hex().as_str(),
             span_id: trace.span_id_hex().as_str(),
-            listener: &listener.0,
+            listener,
             method: method.as_str(),
             path: &path,
             status: res.status().as_u16(),
@@ -236,7 +291,7 @@ async fn observe(
             request_id = %request_id,
             trace_id = %trace.trace_id_hex(),
             span_id = %trace.span_id_hex(),
-            listener = %listener.0,
+            listener = %listener,
             method = %method,
             path = %path,
             status = res.status().as_u16(),

@@ -127,26 +127,36 @@ impl<W: Write> Visit for Object<'_, W> {
 /// Writes what it is given as the inside of a JSON string.
 pub(crate) struct Escaped<'a, W: Write>(pub &'a mut W);
 
+/// Which bytes a JSON string cannot hold as they are: `"`, `\\` and the control characters.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 impl<W: Write> Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // Everything that needs escaping is ASCII, so byte positions are char boundaries.
-        let bytes = s.as_bytes();
+        // Everything that needs escaping is ASCII, so byte positions are char boundaries; a
+        // table lookup per byte keeps the usual case (ids, paths: nothing to escape) a scan.
         let mut plain = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            let escape: &str = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..0x20 => "",
-                _ => continue,
-            };
+        for (i, &b) in s.as_bytes().iter().enumerate() {
+            if !NEEDS_ESCAPE[usize::from(b)] {
+                continue;
+            }
             self.0.write_str(s.get(plain..i).unwrap_or_default())?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{:04x}", b)?;
-            } else {
-                self.0.write_str(escape)?;
+            match b {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{:04x}", b)?,
             }
             plain = i + 1;
         }
