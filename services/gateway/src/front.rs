@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use kernel::client_address::TrustedProxies;
+use kernel::client_address::{IpText, TrustedProxies};
 use kernel::http::RequestContext;
 use kernel::problem::Problem;
 use kernel::tokens::{Claims, TokenError, TokenVerifier};
@@ -140,16 +140,17 @@ async fn pass(
 
     let mut limits = Vec::with_capacity(2);
     if let Some(ip) = client {
+        let ip = IpText::new(ip);
         limits.push(Limit::new(
             "ip",
-            format!("{}ip:{ip}", front.rates.key_prefix),
+            limit_key(&front.rates.key_prefix, "ip:", ip.as_str()),
             front.rates.ip,
         ));
     }
     if let Some(c) = &claims {
         limits.push(Limit::new(
             "subject",
-            format!("{}sub:{}", front.rates.key_prefix, c.sub),
+            limit_key(&front.rates.key_prefix, "sub:", &c.sub),
             front.rates.subject,
         ));
     }
@@ -186,6 +187,15 @@ async fn pass(
     };
     let res = upstream.oneshot(req).await.unwrap_or_else(|e| match e {});
     Ok(res)
+}
+
+/// `<prefix><kind><value>`, allocated once at its final size (`format!` grows its string).
+fn limit_key(prefix: &str, kind: &str, value: &str) -> String {
+    let mut key = String::with_capacity(prefix.len() + kind.len() + value.len());
+    key.push_str(prefix);
+    key.push_str(kind);
+    key.push_str(value);
+    key
 }
 
 /// The caller's claims when a bearer token came with the request; `401` when it is not valid.
@@ -278,16 +288,16 @@ fn set_forwarding_headers(
                 .filter_map(|v| v.to_str().ok().map(str::to_owned))
                 .collect();
             if before.is_empty() {
-                Some(p.to_string())
+                HeaderValue::from_str(IpText::new(p).as_str()).ok()
             } else {
-                Some(format!("{}, {p}", before.join(", ")))
+                HeaderValue::from_str(&format!("{}, {p}", before.join(", "))).ok()
             }
         }
-        (Some(p), false) => Some(p.to_string()),
+        (Some(p), false) => HeaderValue::from_str(IpText::new(p).as_str()).ok(),
         (None, _) => None,
     };
     headers.remove(&X_FORWARDED_FOR);
-    if let Some(v) = chain.and_then(|c| HeaderValue::from_str(&c).ok()) {
+    if let Some(v) = chain {
         headers.insert(X_FORWARDED_FOR, v);
     }
     if !trusted_peer || !headers.contains_key(&X_FORWARDED_PROTO) {

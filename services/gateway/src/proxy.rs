@@ -289,16 +289,25 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     }) {
         return;
     }
-    let named: Vec<String> = headers
+    // The headers `Connection` names, but not the usual tokens, which name no header to
+    // remove (or one removed below anyway): usually nothing is collected, so nothing allocated.
+    let named: Vec<http::HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|s| s.trim().to_ascii_lowercase())
-        .filter(|s| !s.is_empty())
+        .map(str::trim)
+        .filter(|s| {
+            !(s.is_empty()
+                || s.eq_ignore_ascii_case("keep-alive")
+                || s.eq_ignore_ascii_case("close")
+                || s.eq_ignore_ascii_case("upgrade"))
+        })
+        // Case-insensitive: the name is made lower case.
+        .filter_map(|s| http::HeaderName::from_bytes(s.as_bytes()).ok())
         .collect();
     for name in named {
-        headers.remove(name.as_str());
+        headers.remove(name);
     }
     for name in [
         header::CONNECTION,
@@ -322,12 +331,30 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_do_not_cross() {
         let mut h = http::HeaderMap::new();
-        h.insert(header::CONNECTION, "close, x-secret".parse().unwrap());
+        h.insert(
+            header::CONNECTION,
+            "close, x-secret, X-Other".parse().unwrap(),
+        );
         h.insert("x-secret", "1".parse().unwrap());
+        h.insert("x-other", "2".parse().unwrap());
         h.insert("keep-alive", "timeout=5".parse().unwrap());
         h.insert(header::AUTHORIZATION, "Bearer t".parse().unwrap());
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key(header::AUTHORIZATION));
+    }
+
+    #[test]
+    fn end_to_end_headers_stay() {
+        let mut h = http::HeaderMap::new();
+        h.insert(header::HOST, "example.com".parse().unwrap());
+        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2, "nothing hop-by-hop, nothing removed");
+        // An upstream's usual answer: only `Connection: keep-alive` goes.
+        h.insert(header::CONNECTION, "Keep-Alive".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        assert!(!h.contains_key(header::CONNECTION));
     }
 }

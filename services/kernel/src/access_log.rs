@@ -100,7 +100,7 @@ impl AccessLine<'_> {
         buf.push_str(",\"client\":\"");
         if let Some(ip) = self.client {
             // An address has nothing to escape.
-            let _ = write!(buf, "{ip}");
+            buf.push_str(crate::client_address::IpText::new(ip).as_str());
         }
         buf.push_str("\",\"target\":\"");
         buf.push_str(TARGET);
