@@ -11,7 +11,9 @@
 # The token comes from a real `--target auth` (POST /api/auth/guest) over the stack's
 # PostgreSQL. Each row is the median of ROUNDS interleaved rounds of wrk (THREADS threads,
 # CONNS connections, DURATION each, after a warm-up). Also: the gateway's RSS idle and the
-# highest RSS seen under load. Prints a Markdown table.
+# highest RSS seen under load, and the CPU time each proxy (and the Redis server) spent per
+# request, which the shared machine's noise moves far less than the rates. Prints a Markdown
+# table.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -36,8 +38,13 @@ need() {
 }
 need nginx wrk
 
-cargo build --release -p protostar --bin protostar
-BIN="$ROOT/target/release/protostar"
+# PROTOSTAR_BIN: measure that build instead (to compare two commits in one sitting).
+if [ -n "${PROTOSTAR_BIN:-}" ]; then
+    BIN="$PROTOSTAR_BIN"
+else
+    cargo build --release -p protostar --bin protostar
+    BIN="$ROOT/target/release/protostar"
+fi
 
 # The stack runs PostgreSQL as `nobody`, which cannot enter a private /tmp folder.
 WORK="$(mktemp -d /var/tmp/protostar-gateway-bench.XXXXXX)"
@@ -103,6 +110,7 @@ EOF
 nginx -p "$WORK/nginx-up" -c "$WORK/nginx-up/nginx.conf" &
 PIDS+=($!)
 nginx -p "$WORK/nginx-proxy" -c "$WORK/nginx-proxy/nginx.conf" &
+NGINX_PROXY_PID=$!
 PIDS+=($!)
 
 # `exec`: the process that answers is the one whose pid we keep (for its RSS).
@@ -212,16 +220,45 @@ for gw in $GW_REDIS $GW_LOCAL; do
     wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" -H "$AUTH_H" "http://$gw$URL_PATH" >/dev/null
 done
 
-declare -A RESULTS
+# CPU time (user + system, clock ticks) of the given processes; the shared machine's noise moves
+# a proxy's CPU per request far less than its rate.
+ticks() { for p in "$@"; do awk '{ print $14 + $15 }' "/proc/$p/stat"; done | awk '{ t += $1 } END { print t }'; }
+NGINX_WORKERS=$(pgrep -P "$NGINX_PROXY_PID" | tr '\n' ' ')
+REDIS_PID=$(cat "$WORK/stack/redis/pid")
+SECS=${DURATION%s}
+# measure_cpu key url header pids...: one measurement, plus the CPU µs per request of pids
+measure_cpu() {
+    local key=$1 url=$2 header=$3 c0 c1 out
+    shift 3
+    c0=$(ticks "$@")
+    if [ -n "$header" ]; then out=$(measure "$url" "$header"); else out=$(measure "$url"); fi
+    c1=$(ticks "$@")
+    RESULTS[$key]+="$out"$'\n'
+    cpu=$(awk -v t=$((c1 - c0)) -v k="$(getconf CLK_TCK)" -v r="${out%% *}" -v s="$SECS" \
+        'BEGIN { printf "%.1f", t / k * 1e6 / (r * s) }')
+    CPU[$key]+="$cpu "
+    echo "$key: $out (req/s p50 p99), $cpu µs CPU a request" >&2
+}
+
+declare -A RESULTS CPU
 for round in $(seq 1 "$ROUNDS"); do
     RESULTS[direct]+="$(measure "http://$UPSTREAM$URL_PATH")"$'\n'
-    RESULTS[nginx]+="$(measure "http://$NGINX$URL_PATH")"$'\n'
+    # shellcheck disable=SC2086
+    measure_cpu nginx "http://$NGINX$URL_PATH" "" $NGINX_WORKERS
     sample_rss "$GW_REDIS_PID" >"$WORK/peak-redis-$round" &
-    RESULTS[redis]+="$(measure "http://$GW_REDIS$URL_PATH" "$AUTH_H")"$'\n'
-    wait $! || true
+    RSS_SAMPLER=$!
+    r0=$(ticks "$REDIS_PID")
+    measure_cpu redis "http://$GW_REDIS$URL_PATH" "$AUTH_H" "$GW_REDIS_PID"
+    r1=$(ticks "$REDIS_PID")
+    # Redis's own CPU per request of that measurement: the shared limiter's cost.
+    rps=$(echo -n "${RESULTS[redis]}" | tail -1 | cut -d' ' -f1)
+    CPU[redis-server]+="$(awk -v t=$((r1 - r0)) -v k="$(getconf CLK_TCK)" -v r="$rps" -v s="$SECS" \
+        'BEGIN { printf "%.1f", t / k * 1e6 / (r * s) }') "
+    wait $RSS_SAMPLER || true
     sample_rss "$GW_LOCAL_PID" >"$WORK/peak-local-$round" &
-    RESULTS[local]+="$(measure "http://$GW_LOCAL$URL_PATH" "$AUTH_H")"$'\n'
-    wait $! || true
+    RSS_SAMPLER=$!
+    measure_cpu local "http://$GW_LOCAL$URL_PATH" "$AUTH_H" "$GW_LOCAL_PID"
+    wait $RSS_SAMPLER || true
     echo "round $round of $ROUNDS done" >&2
 done
 for f in "$WORK"/peak-redis-*; do [ "$(cat "$f")" -gt "$PEAK_RSS_REDIS" ] && PEAK_RSS_REDIS=$(cat "$f"); done
@@ -252,6 +289,11 @@ row "direct to the upstream" direct
 row "nginx proxy_pass (no auth, no limits)" nginx
 row "gateway: token + limits in Redis" redis
 row "gateway: token + limits in process" local
+cpu_median() { echo "${CPU[$1]:-}" | tr ' ' '\n' | awk 'NF' | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "n/a" }'; }
+echo
+echo "CPU per request, µs (user + system, median of the rounds): nginx workers $(cpu_median nginx);" \
+    "gateway with Redis $(cpu_median redis) (+ Redis server $(cpu_median redis-server));" \
+    "gateway in process $(cpu_median local)"
 echo
 echo "gateway RSS (KiB): idle $IDLE_RSS_REDIS (Redis) / $IDLE_RSS_LOCAL (in process); highest under load $PEAK_RSS_REDIS / $PEAK_RSS_LOCAL"
 echo
