@@ -167,31 +167,10 @@ impl<W: Write> Write for Escaped<'_, W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
 
     /// The lines a closure logs, through the JSON format with this field formatter.
     fn lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
-        let captured = Captured::default();
+        let captured = crate::testing::CapturedLines::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(captured.clone())
             .json()
@@ -201,7 +180,7 @@ mod tests {
             .fmt_fields(JsonSpanFields)
             .finish();
         tracing::subscriber::with_default(subscriber, f);
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         text.lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
             .collect()

@@ -264,3 +264,37 @@ pub fn claims(sub: &str, role: crate::tokens::Role, ttl_secs: i64) -> crate::tok
         jti: uuid::Uuid::new_v4().to_string(),
     }
 }
+
+/// Log output captured in memory, for tests that read the lines a subscriber wrote: hand it to
+/// `tracing_subscriber::fmt().with_writer(..)` and read [`CapturedLines::text`] afterwards.
+#[derive(Clone, Default)]
+pub struct CapturedLines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLines {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLines {
+    type Writer = CapturedLines;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}

@@ -300,32 +300,11 @@ async fn tokens_are_checked_by_the_service_itself() {
     stop.cancel();
 }
 
-/// A `MakeWriter` into a shared buffer, to read the log lines a request produced.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-    type Writer = Captured;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn the_access_line_carries_the_requests_ids() {
     // The JSON format of `telemetry::init_logging`, written into a buffer for this thread (the
     // test's runtime has one thread, so the server's tasks log here too).
-    let captured = Captured::default();
+    let captured = kernel::testing::CapturedLines::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
         .json()
@@ -351,7 +330,7 @@ async fn the_access_line_carries_the_requests_ids() {
     assert_eq!(res.status(), 409);
     stop.cancel();
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let access: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
