@@ -9,6 +9,8 @@
 #   scripts/stack.sh status --dir DIR
 #   scripts/stack.sh run [COMPONENTS] -- CMD...   start a fresh stack, run CMD with its env,
 #                                                 stop the stack whatever CMD's outcome
+#   scripts/stack.sh apt PACKAGES...              install Debian packages that are missing,
+#                                                 without starting their daemons (benchmarks)
 # COMPONENTS: any of postgres rabbitmq redis s3 (default: all four). `install` and `run` with no
 # components also install smtp (aiosmtpd, which noti's tests start themselves).
 #
@@ -268,6 +270,9 @@ need_dir() {
 }
 
 case $cmd in
+  apt)
+    [ "$explicit" -gt 0 ] || die "apt needs the packages to install"
+    apt_install "${comps[@]}" ;;
   install)
     for c in "${comps[@]}"; do install_component "$c"; done
     if [ "$explicit" -eq 0 ]; then for c in "${INSTALL_ONLY[@]}"; do install_component "$c"; done; fi ;;

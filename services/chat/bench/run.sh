@@ -11,8 +11,9 @@
 # counted). Twice: every question a new text (a serial number appended: each embedding is
 # computed), then the eight questions again and again (their embeddings come from the cache). In the same run, the baseline: GET /api/chatbots/{slug} with the same tokens (same
 # gateway and checks, one row). Where an ask's time goes comes from the ai service's
-# protostar_answer_stage_seconds{stage} (embed, retrieve, generate), read before and after.
-# Prints a Markdown table.
+# protostar_answer_stage_seconds{stage} (embed, retrieve, generate), read before and after;
+# which process a path is bound by, from the CPU time of protostar and of PostgreSQL per
+# request. Prints Markdown tables.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -24,10 +25,7 @@ WARMUP="${WARMUP:-5s}"
 PUBLIC=127.0.0.1:19701
 ADMIN=127.0.0.1:19702
 
-if ! command -v wrk >/dev/null; then
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
-fi
+scripts/stack.sh apt wrk
 cargo build --release --locked -p protostar --bin protostar
 BIN="$ROOT/target/release/protostar"
 scripts/models.sh >/dev/null
@@ -85,15 +83,36 @@ for s in ("embed", "retrieve", "generate"):
 '
 }
 
+# CPU time (user + system, clock ticks) of protostar and of PostgreSQL (the postmaster and
+# its backends): which of the two a path is bound by.
+PG_PID=$(cat "$WORK/stack/postgres/pid")
+cpu() {
+    local app pg
+    app=$(awk '{ print $14 + $15 }' "/proc/$PID/stat")
+    # shellcheck disable=SC2046
+    pg=$(cat $(printf '/proc/%s/stat ' "$PG_PID" $(pgrep -P "$PG_PID")) 2>/dev/null | awk '{ t += $14 + $15 } END { print t }')
+    echo "$app $pg"
+}
+
 wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" --timeout 60s -s services/chat/bench/ask.lua "http://$PUBLIC" >/dev/null
 BEFORE="$(stages)"
+CPU0=$(cpu)
 ASK=$(ASK_UNIQUE=1 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
+CPU1=$(cpu)
 AFTER="$(stages)"
 REPEAT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
+CPU2=$(cpu)
 BASE=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/public.lua "http://$PUBLIC" | grep '^RESULT')
+CPU3=$(cpu)
 RSS=$(ps -o rss= -p "$PID" | awk '{printf "%.1f", $1/1024}')
 
 field() { echo "$1" | tr ' ' '\n' | grep "^$2=" | cut -d= -f2; }
+# per_request "before" "after" rps: "protostar ms | PostgreSQL ms" of CPU per request
+per_request() {
+    awk -v b="$1" -v a="$2" -v r="$3" -v s="${DURATION%s}" -v k="$(getconf CLK_TCK)" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); n = r * s
+        printf "%.2f | %.2f", (y[1] - x[1]) / k * 1000 / n, (y[2] - x[2]) / k * 1000 / n }'
+}
 ASK_MEAN=$(field "$ASK" mean_ms)
 echo
 echo "| path ($CONNS concurrent, $DURATION) | req/s | p50 ms | p99 ms | non-200 |"
@@ -110,5 +129,11 @@ s, d_sum, d_count, mean = '$s', $a_sum - $b_sum, $a_count - $b_count, $ASK_MEAN
 per = 1000 * d_sum / d_count if d_count else 0
 print(f'| {s} | {per:.2f} | {100 * per / mean:.0f}% |')"
 done
+echo
+echo "| path | protostar CPU ms per request | PostgreSQL CPU ms per request |"
+echo "|---|---|---|"
+echo "| POST /ask, every question new | $(per_request "$CPU0" "$CPU1" "$(field "$ASK" rps)") |"
+echo "| POST /ask, the eight questions again and again | $(per_request "$CPU1" "$CPU2" "$(field "$REPEAT" rps)") |"
+echo "| GET /api/chatbots/{slug} | $(per_request "$CPU2" "$CPU3" "$(field "$BASE" rps)") |"
 echo
 echo "protostar RSS after the run: $RSS MiB; load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -13,12 +13,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$ROOT"
-missing=()
-for p in nginx wrk valgrind; do command -v "$p" >/dev/null || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/stack.sh apt nginx wrk valgrind
 if [ -n "${1:-}" ]; then
     BIN="$1"
 else

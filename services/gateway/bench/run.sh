@@ -24,19 +24,7 @@ CONNS="${CONNS:-32}"
 DURATION="${DURATION:-8s}"
 WARMUP="${WARMUP:-3s}"
 
-need() {
-    local missing=()
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-    [ ${#missing[@]} -eq 0 ] && return 0
-    # No system-wide daemons: this script starts its own.
-    local policy=/usr/sbin/policy-rc.d created=0
-    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; created=1; fi
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    [ $created -eq 1 ] && rm -f "$policy"
-    return 0
-}
-need nginx wrk
+scripts/stack.sh apt nginx wrk
 
 # PROTOSTAR_BIN: measure that build instead (to compare two commits in one sitting).
 if [ -n "${PROTOSTAR_BIN:-}" ]; then

@@ -268,25 +268,25 @@ fn is_idempotent(m: &Method) -> bool {
     )
 }
 
-const KEEP_ALIVE: http::HeaderName = http::HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: http::HeaderName = http::HeaderName::from_static("proxy-connection");
-
-/// Headers meant for one connection only (RFC 9110 §7.6.1), including any the `Connection`
+/// Headers meant for one connection only (RFC 9110 §7.6.1), besides those the `Connection`
 /// header names.
+const HOP_BY_HOP: [http::HeaderName; 9] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    header::PROXY_AUTHENTICATE,
+    http::HeaderName::from_static("keep-alive"),
+    http::HeaderName::from_static("proxy-connection"),
+];
+
+/// Removes the hop-by-hop headers, including any the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // Usually there is none (or only `Connection`): one pass over the names is cheaper than
     // a removal, a hash lookup, per name that might be there.
-    if !headers.keys().any(|n| {
-        n == header::CONNECTION
-            || n == header::TE
-            || n == header::TRAILER
-            || n == header::TRANSFER_ENCODING
-            || n == header::UPGRADE
-            || n == header::PROXY_AUTHORIZATION
-            || n == header::PROXY_AUTHENTICATE
-            || n == KEEP_ALIVE
-            || n == PROXY_CONNECTION
-    }) {
+    if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
         return;
     }
     // The headers `Connection` names, but not the usual tokens, which name no header to
@@ -306,22 +306,9 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
         // Case-insensitive: the name is made lower case.
         .filter_map(|s| http::HeaderName::from_bytes(s.as_bytes()).ok())
         .collect();
-    for name in named {
+    for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-        header::PROXY_AUTHENTICATE,
-    ] {
-        headers.remove(name);
-    }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@
 //! line goes out in one `write(2)`, like every other line ([`crate::log_lines`]).
 //!
 //! Only with the JSON format: the text format, and a process that never installed logging
-//! (tests with their own subscriber), get the access line as an ordinary `tracing` event.
+//! (tests with their own subscriber), get the access line as an ordinary `tracing` event
+//! ([`AccessLine::log`] decides).
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -19,6 +20,7 @@ use std::sync::OnceLock;
 
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::client_address::IpText;
 use crate::log_lines::LogLines;
 use crate::span_fields::Escaped;
 
@@ -55,9 +57,35 @@ pub(crate) struct AccessLine<'a> {
 }
 
 impl AccessLine<'_> {
-    /// Writes the line and returns true, or returns false when no JSON sink is installed (the
-    /// caller logs it through `tracing` instead). The log filter is the caller's to check.
-    pub(crate) fn write(&self) -> bool {
+    /// Logs the line at INFO under the target `kernel::http`, if the filter lets that through:
+    /// encoded here when JSON logging is installed, as an ordinary `tracing` event otherwise
+    /// (the text format, or a test's own subscriber). The request's ids are fields of the line
+    /// itself, not of a span around it: the JSON formatter re-parses a span's stored fields
+    /// for every line it writes inside one.
+    pub(crate) fn log(&self) {
+        if !tracing::enabled!(target: TARGET, tracing::Level::INFO) {
+            return;
+        }
+        if !self.write() {
+            let client = self.client.map(IpText::new);
+            tracing::info!(
+                target: TARGET,
+                request_id = self.request_id,
+                trace_id = self.trace_id,
+                span_id = self.span_id,
+                listener = self.listener,
+                method = self.method,
+                path = self.path,
+                status = self.status,
+                duration_ms = self.duration_ms,
+                client = client.as_ref().map_or("", IpText::as_str),
+                "access"
+            );
+        }
+    }
+
+    /// Writes the encoded line to the JSON sink; false when none is installed.
+    fn write(&self) -> bool {
         let Some(sink) = SINK.get() else {
             return false;
         };
@@ -78,18 +106,18 @@ impl AccessLine<'_> {
         // Writing into a String cannot fail; the results are ignored for that reason only.
         buf.push_str("{\"timestamp\":\"");
         timestamp(buf, now);
-        buf.push_str("\",\"level\":\"INFO\",\"message\":\"access\",\"request_id\":");
-        string(buf, self.request_id);
-        buf.push_str(",\"trace_id\":");
-        string(buf, self.trace_id);
-        buf.push_str(",\"span_id\":");
-        string(buf, self.span_id);
-        buf.push_str(",\"listener\":");
-        string(buf, self.listener);
-        buf.push_str(",\"method\":");
-        string(buf, self.method);
-        buf.push_str(",\"path\":");
-        string(buf, self.path);
+        buf.push_str("\",\"level\":\"INFO\",\"message\":\"access\"");
+        for (key, value) in [
+            ("request_id", self.request_id),
+            ("trace_id", self.trace_id),
+            ("span_id", self.span_id),
+            ("listener", self.listener),
+            ("method", self.method),
+            ("path", self.path),
+        ] {
+            let _ = write!(buf, ",\"{key}\":");
+            string(buf, value);
+        }
         let _ = write!(buf, ",\"status\":{},\"duration_ms\":", self.status);
         if self.duration_ms.is_finite() {
             let _ = write!(buf, "{}", self.duration_ms);
@@ -100,7 +128,7 @@ impl AccessLine<'_> {
         buf.push_str(",\"client\":\"");
         if let Some(ip) = self.client {
             // An address has nothing to escape.
-            buf.push_str(crate::client_address::IpText::new(ip).as_str());
+            buf.push_str(IpText::new(ip).as_str());
         }
         buf.push_str("\",\"target\":\"");
         buf.push_str(TARGET);
@@ -158,6 +186,45 @@ mod tests {
         assert!(buf.ends_with('\n'), "one line, ended");
         assert_eq!(buf.matches('\n').count(), 1);
         serde_json::from_str(&buf).expect("valid JSON")
+    }
+
+    /// The same line as `tracing`'s JSON formatter writes it (no sink is installed in unit
+    /// tests, so `log` takes the event path).
+    fn formatters_line(client: Option<IpAddr>) -> serde_json::Value {
+        let captured = crate::testing::CapturedLines::default();
+        let subscriber = crate::telemetry::json_subscriber(
+            tracing_subscriber::EnvFilter::new("info"),
+            captured.clone(),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            AccessLine {
+                request_id: "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
+                span_id: "00f067aa0ba902b7",
+                listener: "public",
+                method: "GET",
+                path: "/api/users/me",
+                status: 404,
+                duration_ms: 0.3125,
+                client,
+            }
+            .log()
+        });
+        let text = captured.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        serde_json::from_str(&text).expect("valid JSON")
+    }
+
+    #[test]
+    fn the_line_is_the_formatters_line() {
+        for client in [Some("127.0.0.1".parse().unwrap()), None] {
+            let mut ours = line("/api/users/me", client);
+            let mut theirs = formatters_line(client);
+            // The clocks differ; the shape is checked below.
+            ours["timestamp"].take();
+            theirs["timestamp"].take();
+            assert_eq!(ours, theirs);
+        }
     }
 
     #[test]

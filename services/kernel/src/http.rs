@@ -266,11 +266,8 @@ where
         .http_duration
         .get_or_create(&labels)
         .observe(elapsed.as_secs_f64());
-    let logged = path == "/healthz"
-        || path == "/readyz"
-        || path == "/metrics"
-        || !tracing::enabled!(tracing::Level::INFO)
-        || access_log::AccessLine {
+    if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
+        access_log::AccessLine {
             request_id: &request_id,
             trace_id: trace.trace_id_hex().as_str(),
             span_id: trace.span_id_hex().as_str(),
@@ -281,38 +278,9 @@ where
             duration_ms: elapsed.as_secs_f64() * 1000.0,
             client: client.map(|c| c.ip()),
         }
-        .write();
-    if !logged {
-        // No JSON sink (the text format, or a test's own subscriber): the same line as an
-        // event. The request's ids are fields of the line itself, not of a span around it:
-        // the JSON formatter re-parses a span's stored fields for every line it writes inside
-        // one.
-        tracing::info!(
-            request_id = %request_id,
-            trace_id = %trace.trace_id_hex(),
-            span_id = %trace.span_id_hex(),
-            listener = %listener,
-            method = %method,
-            path = %path,
-            status = res.status().as_u16(),
-            duration_ms = elapsed.as_secs_f64() * 1000.0,
-            client = %ClientIp(client),
-            "access"
-        );
+        .log();
     }
     res
-}
-
-/// The client's address in the access line, or nothing: formatted in place, not allocated.
-struct ClientIp(Option<SocketAddr>);
-
-impl std::fmt::Display for ClientIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(addr) => write!(f, "{}", addr.ip()),
-            None => Ok(()),
-        }
-    }
 }
 
 /// `axum::Json` whose rejections are problems (`400 invalid-request`, `415`), not plain text.

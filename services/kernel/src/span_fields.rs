@@ -166,19 +166,13 @@ impl<W: Write> Write for Escaped<'_, W> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    /// The lines a closure logs, through the JSON format with this field formatter.
+    /// The lines a closure logs, through the JSON format of `telemetry::init_logging`.
     fn lines(f: impl FnOnce()) -> Vec<serde_json::Value> {
         let captured = crate::testing::CapturedLines::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(captured.clone())
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .fmt_fields(JsonSpanFields)
-            .finish();
+        let subscriber = crate::telemetry::json_subscriber(
+            tracing_subscriber::EnvFilter::new("trace"),
+            captured.clone(),
+        );
         tracing::subscriber::with_default(subscriber, f);
         let text = captured.text();
         text.lines()

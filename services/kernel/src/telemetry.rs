@@ -76,25 +76,42 @@ fn init_logging_with(
     events: impl FnOnce() -> crate::log_lines::LogLines,
     access: impl FnOnce() -> crate::log_lines::LogLines,
 ) -> Result<(), crate::ConfigError> {
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_new(&config.filter)
         .map_err(|e| crate::ConfigError::key("log.filter", e.to_string()))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(events());
     let installed = match config.format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .fmt_fields(crate::span_fields::JsonSpanFields)
+        LogFormat::Json => json_subscriber(filter, events()).try_init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(events())
+            .finish()
             .try_init(),
-        LogFormat::Text => builder.try_init(),
     };
     if installed.is_ok() && config.format == LogFormat::Json {
         crate::access_log::install(access());
     }
     Ok(())
+}
+
+/// The JSON log format, one object per line (what Loki collects): the event's fields flattened
+/// beside `timestamp`, `level` and `target`, and the current span's fields under `span`. Tests
+/// that read log lines build their subscriber here, so they read what production writes.
+pub fn json_subscriber<W>(
+    filter: EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .fmt_fields(crate::span_fields::JsonSpanFields)
+        .finish()
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]

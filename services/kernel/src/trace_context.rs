@@ -124,26 +124,28 @@ impl fmt::Debug for HexId {
 }
 
 impl TraceParent {
-    /// The `traceparent` header's value, made on the stack (the header goes out on every
-    /// request and every answer; `to_string` would grow a `String` several times for it).
-    pub fn header_value(&self) -> Option<http::HeaderValue> {
+    /// The header's text, `00-<trace id>-<span id>-<flags>`, made on the stack: it goes out on
+    /// every request and every answer, and `to_string` would grow a `String` several times.
+    fn text(&self) -> [u8; 55] {
         let mut buf = [0u8; 55];
         buf[..3].copy_from_slice(b"00-");
         buf[3..35].copy_from_slice(self.trace_id_hex().as_str().as_bytes());
         buf[35] = b'-';
         buf[36..52].copy_from_slice(self.span_id_hex().as_str().as_bytes());
         buf[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
-        http::HeaderValue::from_bytes(&buf).ok()
+        buf
+    }
+
+    /// The `traceparent` header's value.
+    pub fn header_value(&self) -> Option<http::HeaderValue> {
+        http::HeaderValue::from_bytes(&self.text()).ok()
     }
 }
 
 impl fmt::Display for TraceParent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("00-")?;
-        f.write_str(self.trace_id_hex().as_str())?;
-        f.write_str("-")?;
-        f.write_str(self.span_id_hex().as_str())?;
-        f.write_str(if self.sampled { "-01" } else { "-00" })
+        // Only ASCII hex digits and dashes were written.
+        f.write_str(std::str::from_utf8(&self.text()).unwrap_or_default())
     }
 }
 

@@ -305,13 +305,10 @@ async fn the_access_line_carries_the_requests_ids() {
     // The JSON format of `telemetry::init_logging`, written into a buffer for this thread (the
     // test's runtime has one thread, so the server's tasks log here too).
     let captured = kernel::testing::CapturedLines::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(captured.clone())
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .finish();
+    let subscriber = kernel::telemetry::json_subscriber(
+        tracing_subscriber::EnvFilter::new("trace"),
+        captured.clone(),
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let (base, _, stop) = start().await;
