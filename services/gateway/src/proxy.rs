@@ -270,7 +270,7 @@ fn is_idempotent(m: &Method) -> bool {
 
 /// Headers meant for one connection only (RFC 9110 §7.6.1), besides those the `Connection`
 /// header names.
-const HOP_BY_HOP: [http::HeaderName; 9] = [
+static HOP_BY_HOP: [http::HeaderName; 9] = [
     header::CONNECTION,
     header::TE,
     header::TRAILER,

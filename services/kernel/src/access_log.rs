@@ -115,7 +115,9 @@ impl AccessLine<'_> {
             ("method", self.method),
             ("path", self.path),
         ] {
-            let _ = write!(buf, ",\"{key}\":");
+            buf.push_str(",\"");
+            buf.push_str(key);
+            buf.push_str("\":");
             string(buf, value);
         }
         let _ = write!(buf, ",\"status\":{},\"duration_ms\":", self.status);
