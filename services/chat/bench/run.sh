@@ -26,8 +26,15 @@ PUBLIC=127.0.0.1:19701
 ADMIN=127.0.0.1:19702
 
 scripts/stack.sh apt wrk
-cargo build --release --locked -p protostar --bin protostar
-BIN="$ROOT/target/release/protostar"
+# PROTOSTAR_BIN: measure that build instead (to compare two commits in one sitting).
+if [ -n "${PROTOSTAR_BIN:-}" ]; then
+    BIN="$PROTOSTAR_BIN"
+    # Not passed on: protostar reads every PROTOSTAR_* variable as a setting.
+    unset PROTOSTAR_BIN
+else
+    cargo build --release --locked -p protostar --bin protostar
+    BIN="$ROOT/target/release/protostar"
+fi
 scripts/models.sh >/dev/null
 
 WORK="$(mktemp -d /var/tmp/protostar-ask-bench.XXXXXX)"
@@ -37,7 +44,7 @@ cleanup() {
     [ -n "$PID" ] && kill "$PID" 2>/dev/null || true
     wait 2>/dev/null || true
     scripts/stack.sh stop --dir "$WORK/stack" >/dev/null 2>&1 || true
-    rm -rf "$WORK"
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 

@@ -225,3 +225,55 @@ async fn malformed_messages_are_parked_and_a_retry_redelivers() {
     );
     stop.cancel();
 }
+
+/// A commit wakes its outbox's relay through the notification, not the poll (set to an hour
+/// here), however many lanes the relay has; and the relay listens on one connection, on its own
+/// schema's channel, so commits in other schemas never wake it.
+#[tokio::test]
+async fn a_commit_wakes_its_own_relay_at_once_through_one_listener() {
+    let (_db, producer, consumer) = two_services().await;
+    let bus = Bus::local();
+    let stop = CancellationToken::new();
+    let t = unique_type();
+    bus.start_consumer(
+        Subscription::new("recorder", &[t.as_str()], consumer.clone(), Record),
+        stop.clone(),
+    );
+    let config = relay::RelayConfig {
+        lanes: 4,
+        poll: Duration::from_secs(3600),
+        ..Default::default()
+    };
+    relay::spawn(producer.clone(), bus.clone(), config, stop.clone());
+
+    let channel = kernel::events::outbox::notify_channel(producer.schema());
+    let listening = format!("LISTEN \"{channel}\"");
+    let listeners = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_stat_activity WHERE query = $1")
+            .bind(&listening)
+            .fetch_one(producer.pool())
+            .await
+            .unwrap()
+    };
+    assert!(eventually(Duration::from_secs(10), || async { listeners().await == 1 }).await);
+
+    // Several rounds, each after the lanes have gone back to sleep: every one is woken by
+    // its commit (the first look at start-up found nothing, and the poll is an hour away).
+    for round in 1..=3_i64 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        produce(&producer, &t, 5).await;
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                count(&consumer, "SELECT count(*) FROM effects").await == round * 5
+            })
+            .await,
+            "round {round} was not relayed"
+        );
+    }
+    assert_eq!(
+        listeners().await,
+        1,
+        "one listening connection for four lanes"
+    );
+    stop.cancel();
+}

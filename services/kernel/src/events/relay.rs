@@ -3,10 +3,12 @@
 //! once), publishes it with confirms, and marks it sent in the same transaction. If the broker is
 //! down the rows stay unsent and the relay backs off: an outage delays events and loses none.
 
-use super::{Bus, Event, outbox::NOTIFY_CHANNEL};
+use super::{Bus, Event, outbox::notify_channel};
 use crate::db::Database;
 use sqlx::postgres::PgListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -55,23 +57,74 @@ pub fn spawn(
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        // One listener per outbox, whatever the number of lanes: each notification is one
+        // signal and one wake-up in PostgreSQL per listening connection.
+        let wake = Arc::new(Notify::new());
+        let listener = tokio::spawn(listen_loop(
+            db.clone(),
+            wake.clone(),
+            config.poll,
+            stop.clone(),
+        ));
         let lanes: Vec<_> = (0..config.lanes.max(1))
-            .map(|_| tokio::spawn(run(db.clone(), bus.clone(), config.clone(), stop.clone())))
+            .map(|_| {
+                tokio::spawn(run(
+                    db.clone(),
+                    bus.clone(),
+                    config.clone(),
+                    wake.clone(),
+                    stop.clone(),
+                ))
+            })
             .collect();
         for lane in lanes {
             let _ = lane.await;
         }
+        let _ = listener.await;
     })
 }
 
-async fn run(db: Database, bus: Bus, config: RelayConfig, stop: CancellationToken) {
-    let mut listener: Option<PgListener> = None;
+/// Turns this outbox's notifications into wake-ups of one idle lane (or of the next lane to go
+/// idle: `Notify` keeps one permit). Notifications that arrived together wake once: one look
+/// takes every event committed before it.
+async fn listen_loop(db: Database, wake: Arc<Notify>, poll: Duration, stop: CancellationToken) {
+    let channel = notify_channel(db.schema());
+    while !stop.is_cancelled() {
+        let Some(mut listener) = listen(&db, &channel).await else {
+            // The lanes look every `poll` anyway; try again after one.
+            tokio::select! { _ = stop.cancelled() => break, _ = tokio::time::sleep(poll) => {} }
+            continue;
+        };
+        // Events may have committed while no one listened.
+        wake.notify_one();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                received = listener.recv() => match received {
+                    Ok(_) => {
+                        while listener.next_buffered().is_some() {}
+                        wake.notify_one();
+                    }
+                    Err(e) => {
+                        tracing::debug!(schema = db.schema(), error = %e, "outbox listener lost; reconnecting");
+                        break;
+                    }
+                },
+            }
+        }
+    }
+}
+
+async fn run(
+    db: Database,
+    bus: Bus,
+    config: RelayConfig,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+) {
     let mut failures: u32 = 0;
     let mut last_housekeeping = Instant::now();
     while !stop.is_cancelled() {
-        if listener.is_none() {
-            listener = listen(&db).await;
-        }
         match relay_batch(&db, &bus, config.batch).await {
             Ok(n) => {
                 if failures > 0 {
@@ -96,10 +149,12 @@ async fn run(db: Database, bus: Bus, config: RelayConfig, stop: CancellationToke
                 tracing::warn!(schema = db.schema(), error = %e, "outbox housekeeping failed");
             }
         }
-        // Nothing waiting: sleep until a commit notifies us, the poll interval passes, or we stop.
+        // Nothing waiting: sleep until a commit is notified, the poll interval passes (a missed
+        // notification, a listener reconnecting), or we stop.
         tokio::select! {
             _ = stop.cancelled() => break,
-            woke = wait(&mut listener, config.poll) => if !woke { listener = None },
+            () = wake.notified() => {}
+            () = tokio::time::sleep(config.poll) => {}
         }
     }
 }
@@ -108,24 +163,10 @@ fn backoff(failures: u32, cap: Duration) -> Duration {
     Duration::from_millis(100u64.saturating_mul(1 << failures.min(10))).min(cap)
 }
 
-async fn listen(db: &Database) -> Option<PgListener> {
+async fn listen(db: &Database, channel: &str) -> Option<PgListener> {
     let mut l = PgListener::connect_with(db.pool()).await.ok()?;
-    l.listen(NOTIFY_CHANNEL).await.ok()?;
+    l.listen(channel).await.ok()?;
     Some(l)
-}
-
-/// False when the listener broke and must be replaced.
-async fn wait(listener: &mut Option<PgListener>, poll: Duration) -> bool {
-    match listener {
-        Some(l) => match tokio::time::timeout(poll, l.recv()).await {
-            Ok(Ok(_)) | Err(_) => true,
-            Ok(Err(_)) => false,
-        },
-        None => {
-            tokio::time::sleep(poll).await;
-            true
-        }
-    }
 }
 
 /// Publishes up to `batch` unsent events; returns how many.
