@@ -44,6 +44,12 @@ struct Inner {
 impl Notifier {
     pub fn new(db: Database, ledger: Database, config: Checked) -> Result<Self, MailerError> {
         let mailer = config.config.smtp.as_ref().map(Mailer::new).transpose()?;
+        if mailer.is_none() {
+            tracing::warn!(
+                "no mail server (noti.smtp): welcome, invite and question mails are skipped; \
+                 password-reset mails are parked in noti's dead letters until one is configured"
+            );
+        }
         Ok(Self {
             inner: Arc::new(Inner {
                 discord: Discord::new(&config.config.discord),
@@ -99,6 +105,25 @@ impl Notifier {
         .await
     }
 
+    /// A mail that only informs (welcome, invite redeemed, questions to an owner): without a
+    /// mail server this installation has no e-mail channel, and it is skipped rather than
+    /// parked. No one waits for it, and a dead letter per sign-up or per question asked would
+    /// bury the ones that need an admin. (A password-reset link is waited for: [`Self::mail`]
+    /// parks it.)
+    pub async fn inform(
+        &self,
+        id: Uuid,
+        to: &str,
+        name: &str,
+        body: &Rendered,
+    ) -> Result<(), HandlerError> {
+        if self.inner.mailer.is_none() {
+            tracing::debug!(event_id = %id, "no mail server (noti.smtp); informational mail skipped");
+            return Ok(());
+        }
+        self.mail(id, to, name, body).await.map(drop)
+    }
+
     /// One Discord message, once, for message `id`.
     pub async fn discord(
         &self,
@@ -145,10 +170,10 @@ impl Notifier {
             results.push(match owner {
                 Some(o) => {
                     let body = templates::questions(locale, items, self.app_url());
-                    self.mail(id, &o.email, &o.display_name, &body)
-                        .await
-                        .map(drop)
+                    self.inform(id, &o.email, &o.display_name, &body).await
                 }
+                // Nothing would be sent anyway.
+                None if self.inner.mailer.is_none() => Ok(()),
                 None => Err(HandlerError::Permanent(anyhow::anyhow!(
                     "no e-mail address is known for the owner (no user.registered seen)"
                 ))),
@@ -174,7 +199,7 @@ impl Notifier {
                     &r.display_name,
                     self.app_url(),
                 );
-                self.mail(event.id, &r.email, &r.display_name, &body)
+                self.inform(event.id, &r.email, &r.display_name, &body)
                     .await?;
             }
             ev::DELETED => {
@@ -194,6 +219,8 @@ impl Notifier {
                 let name = known.map(|k| k.display_name).unwrap_or_default();
                 self.mail(event.id, &r.email, &name, &body).await?;
             }
+            // Nothing to send without a mail server (see `inform`), so nothing to wait for.
+            ev::INVITE_REDEEMED if self.inner.mailer.is_none() => {}
             ev::INVITE_REDEEMED => {
                 let r: InviteRedeemed = event.data_as().map_err(bad)?;
                 // The registration comes long before a redemption; if it has not reached us yet
@@ -209,7 +236,7 @@ impl Notifier {
                     &who.display_name,
                     self.app_url(),
                 );
-                self.mail(event.id, &who.email, &who.display_name, &body)
+                self.inform(event.id, &who.email, &who.display_name, &body)
                     .await?;
             }
             ev::QUESTION_ASKED => {

@@ -27,8 +27,13 @@
 //!
 //! Failures: a peer that may recover (429 beyond `noti.discord.max_wait_secs`, 5xx, SMTP 4xx,
 //! no connection) is retried with backoff (`noti.retry`); one that will not (an unknown webhook,
-//! an SMTP 5xx, no mail server configured) parks the event at once, with the reason, in this
-//! schema's dead letters (`/admin/api/dead-letters/noti`).
+//! an SMTP 5xx) parks the event at once, with the reason, in this schema's dead letters
+//! (`/admin/api/dead-letters/noti`).
+//!
+//! Without a mail server (`noti.smtp` unset, as on a one-machine install) there is no e-mail
+//! channel: mails that only inform (welcome, invite redeemed, questions to an owner) are skipped,
+//! and what the event teaches noti (an account's address) is still kept; a password-reset mail,
+//! which someone is waiting for, is parked with that reason, to be retried once one is set.
 
 pub mod config;
 pub mod digest;

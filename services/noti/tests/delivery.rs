@@ -342,3 +342,51 @@ async fn mail_goes_over_starttls_when_offered_and_required_refuses_plain_servers
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Without a mail server (a one-machine install), informational mails are skipped, not parked,
+/// and the account's address is still remembered: a registration whose welcome mail could not
+/// go used to be rolled back whole, so every later question to that owner was parked as "no
+/// address known". A password-reset link, which someone waits for, is parked with the reason.
+#[tokio::test]
+async fn without_a_mail_server_information_is_skipped_and_addresses_kept() {
+    let (_t, db) = noti_db().await;
+    let n = notifier(&db, None, &[]);
+    let sub = noti::subscription(n.clone());
+    let owner = Uuid::now_v7();
+    let events = [
+        event(
+            "user.registered",
+            json!({"userId": owner, "email": "owner@example.org", "displayName": "Owner", "role": "stargazer"}),
+        ),
+        event(
+            "invite.redeemed",
+            json!({"userId": owner, "inviteId": Uuid::now_v7()}),
+        ),
+        event(
+            "chat.question_asked",
+            json!({"chatbotSlug": "owner-bot", "ownerId": owner, "question": "Why Rust?", "askerRole": "guest", "answerId": null, "askedAt": "2026-11-25T15:00:00Z"}),
+        ),
+    ];
+    for e in &events {
+        assert_eq!(process(&sub, &e.to_bytes()).await, Disposition::Ack);
+    }
+    assert!(dead_letter::list(&db, false).await.unwrap().is_empty());
+    let mut conn = db.pool().acquire().await.unwrap();
+    let known = noti::store::recipient(&mut conn, owner).await.unwrap();
+    assert_eq!(known.map(|r| r.email).as_deref(), Some("owner@example.org"));
+    drop(conn);
+
+    let reset = event(
+        "user.password_reset_requested",
+        json!({"userId": owner, "email": "owner@example.org", "token": "tok-1", "expiresAt": "2026-11-25T18:00:00Z"}),
+    );
+    assert_eq!(process(&sub, &reset.to_bytes()).await, Disposition::Ack);
+    let parked = dead_letter::list(&db, false).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].event_id, Some(reset.id));
+    assert!(
+        parked[0].reason.contains("noti.smtp"),
+        "{}",
+        parked[0].reason
+    );
+}
