@@ -14,6 +14,9 @@
 # protostar_answer_stage_seconds{stage} (embed, retrieve, generate), read before and after;
 # which process a path is bound by, from the CPU time of protostar and of PostgreSQL per
 # request. Prints Markdown tables.
+#
+# Knobs: CONNS, THREADS, DURATION, WARMUP; PROTOSTAR_BIN (measure that build); LOG_FILTER (the
+# server's log filter, `warn` by default); KEEP_WORK=1 keeps the work folder (the server's log).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -56,7 +59,7 @@ PG_PORT=$(cat "$WORK/stack/ports/postgres")
 DB="postgres://postgres@127.0.0.1:$PG_PORT/protostar"
 mkdir -p "$WORK/data"
 PROTOSTAR_DATABASE__URL="$DB" PROTOSTAR_DATA_DIR="$WORK/data" \
-PROTOSTAR_PUBLIC_ADDR=$PUBLIC PROTOSTAR_ADMIN_ADDR=$ADMIN PROTOSTAR_LOG__FILTER=warn \
+PROTOSTAR_PUBLIC_ADDR=$PUBLIC PROTOSTAR_ADMIN_ADDR=$ADMIN PROTOSTAR_LOG__FILTER=${LOG_FILTER:-warn} \
 PROTOSTAR_CHAT__QUOTAS__GUEST_TOTAL=1000000 PROTOSTAR_CHAT__QUOTAS__GUEST_IP_PER_DAY=1000000 \
 PROTOSTAR_CHAT__QUOTAS__CHATBOT_PER_DAY=1000000 \
 PROTOSTAR_GATEWAY__RATE_LIMIT__IP__PER_MINUTE=10000000 PROTOSTAR_GATEWAY__RATE_LIMIT__IP__BURST=1000000 \

@@ -66,11 +66,16 @@ impl Extractive {
         if texts.is_empty() {
             return None;
         }
-        let q = embedder
+        let q = match embedder
             .embed(std::slice::from_ref(&req.question), Purpose::Query)
             .await
-            .ok()?
-            .pop()?;
+        {
+            Ok(mut v) => v.pop()?,
+            Err(e) => {
+                tracing::warn!(error = %e, "question embedding failed; answering with the opening sentences");
+                return None;
+            }
+        };
         let known: Vec<Option<Vec<f32>>> = {
             let cache = self.sentences.lock().ok()?;
             texts.iter().map(|t| cache.get(t)).collect()
@@ -84,7 +89,14 @@ impl Extractive {
         let mut fresh = if missing.is_empty() {
             Vec::new()
         } else {
-            embedder.embed(&missing, Purpose::Passage).await.ok()?
+            tracing::debug!(missing = missing.len(), "embedding passage sentences");
+            match embedder.embed(&missing, Purpose::Passage).await {
+                Ok(v) => v,
+                Err(e) => {
+                    tracing::warn!(error = %e, "sentence embedding failed; answering with the opening sentences");
+                    return None;
+                }
+            }
         }
         .into_iter();
         let mut vs = Vec::with_capacity(texts.len());
