@@ -1,9 +1,11 @@
 //! The product's question quotas, exact under any concurrency.
 //!
-//! Each ask reserves one unit on every counter that applies to it, in one transaction:
-//! `INSERT … ON CONFLICT DO UPDATE SET used = used + 1 WHERE used < limit`. The row lock makes
-//! racing requests take turns, and a counter at its limit returns no row, which rolls back the
-//! units already taken on the others. An answer that then fails gives its units back
+//! Each ask reserves one unit on every counter that applies to it, in one statement (the
+//! `take_quota` function, see its migration): `INSERT … ON CONFLICT DO UPDATE SET used = used +
+//! 1 WHERE used < limit` per counter, always in the same order. The row lock makes racing
+//! requests take turns, and a counter at its limit returns no row, which undoes the units
+//! already taken on the others. The locks are held only while that statement runs, so asks
+//! sharing a counter (the chatbot's day) do not queue behind each other's round trips. An answer that then fails gives its units back
 //! ([`Quotas::refund`]), so a model outage costs nobody a question. (A process that dies between
 //! the two keeps the unit: the rule errs on the side of never giving a fourth answer.)
 //!
@@ -272,39 +274,56 @@ impl Quotas {
                 view: unlimited(),
             }));
         }
-        let mut tx = self.db.pool().begin().await?;
-        let day = self.day(&mut tx, now).await?;
+        // One statement (see the `take_quota` migration): the counters' row locks are held
+        // only while it runs. They are taken in the order `counters` lists them, the same in
+        // every reservation (the asker's own counters first, the shared chatbot counter last),
+        // so two reservations never wait on each other in a cycle.
+        let scopes: Vec<&str> = counters.iter().map(|c| c.scope.as_str()).collect();
+        let daily: Vec<bool> = counters.iter().map(|c| c.daily).collect();
+        let limits: Vec<i64> = counters.iter().map(|c| i64::from(c.limit)).collect();
+        let row =
+            sqlx::query("SELECT refused, taken, day, next_day FROM take_quota($1, $2, $3, $4, $5)")
+                .bind(now)
+                .bind(&self.config.timezone)
+                .bind(&scopes)
+                .bind(&daily)
+                .bind(&limits)
+                .fetch_one(self.db.pool())
+                .await?;
+        let refused: i32 = row.try_get(0)?;
+        let used: Vec<i32> = row.try_get(1)?;
+        let day = Day {
+            period: row.try_get(2)?,
+            next: row.try_get(3)?,
+        };
+        if let Some(c) = usize::try_from(refused)
+            .ok()
+            .and_then(|i| i.checked_sub(1))
+            .and_then(|i| counters.get(i))
+        {
+            return Ok(Err(Exceeded {
+                kind: c.kind,
+                limit: c.limit,
+                resets_at: c.daily.then_some(day.next),
+            }));
+        }
+        if used.len() != counters.len() {
+            return Err(sqlx::Error::Protocol(format!(
+                "take_quota took {} of {} counters",
+                used.len(),
+                counters.len()
+            )));
+        }
         let mut taken = Vec::new();
         let mut used_first = 0;
         // What the tightest counter leaves: the asker's own limit may not be what stops them.
         let mut remaining = u32::MAX;
         let mut binding: Option<&Counter> = None;
-        // The same order in every transaction (the asker's own counters first, the shared
-        // chatbot counter last), so two reservations never wait on each other in a cycle.
-        for (i, c) in counters.iter().enumerate() {
+        for (i, (c, used)) in counters.iter().zip(used).enumerate() {
             let period = if c.daily {
                 day.period.clone()
             } else {
                 "total".into()
-            };
-            let used: Option<i32> = sqlx::query_scalar(
-                "INSERT INTO quota_counters (scope, period, used) \
-                 SELECT $1, $2, 1 WHERE $3 > 0 \
-                 ON CONFLICT (scope, period) DO UPDATE SET used = quota_counters.used + 1 \
-                 WHERE quota_counters.used < $3 RETURNING used",
-            )
-            .bind(&c.scope)
-            .bind(&period)
-            .bind(i64::from(c.limit))
-            .fetch_optional(&mut *tx)
-            .await?;
-            let Some(used) = used else {
-                tx.rollback().await?;
-                return Ok(Err(Exceeded {
-                    kind: c.kind,
-                    limit: c.limit,
-                    resets_at: c.daily.then_some(day.next),
-                }));
             };
             let used = used.max(0) as u32;
             if i == 0 {
@@ -317,7 +336,6 @@ impl Quotas {
             }
             taken.push((c.scope.clone(), period));
         }
-        tx.commit().await?;
         let first = &counters[0];
         let resets = binding.unwrap_or(first);
         Ok(Ok(Reservation {
