@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use kernel::events::chat::{QUESTION_ASKED, QuestionAsked};
 use kernel::events::outbox;
 use kernel::http::RequestContext;
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgPool;
 use uuid::Uuid;
 
 pub struct Answered<'a> {
@@ -52,6 +52,20 @@ fn vector_literal(v: &[f32]) -> Option<String> {
     })
 }
 
+/// A statement that writes the conversation's row (`$conversation`, a statement over the same
+/// parameters) and then the answer's.
+macro_rules! with_answer {
+    ($conversation:literal) => {
+        concat!(
+            "WITH conversation AS (",
+            $conversation,
+            ") INSERT INTO answers (id, conversation_id, chatbot_id, asker_id, asker_role, \
+             question, answer, supported, support, model, citations, question_embedding, \
+             asked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13)"
+        )
+    };
+}
+
 pub async fn record(
     db: &PgPool,
     a: &Answered<'_>,
@@ -59,27 +73,32 @@ pub async fn record(
 ) -> Result<Uuid, kernel::Problem> {
     let id = Uuid::now_v7();
     let mut tx = db.begin().await?;
-    upsert_conversation(&mut tx, a).await?;
-    sqlx::query(
-        "INSERT INTO answers (id, conversation_id, chatbot_id, asker_id, asker_role, question, \
-         answer, supported, support, model, citations, question_embedding, asked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13)",
-    )
-    .bind(id)
-    .bind(a.conversation_id)
-    .bind(a.bot.id)
-    .bind(a.asker_id)
-    .bind(a.asker_role)
-    .bind(a.question)
-    .bind(a.answer)
-    .bind(a.supported)
-    .bind(a.support)
-    .bind(a.model)
-    .bind(sqlx::types::Json(a.citations))
-    .bind(vector_literal(a.embedding))
-    .bind(a.asked_at)
-    .execute(&mut *tx)
-    .await?;
+    // The conversation's row and the answer's in one statement (one round trip); the answer's
+    // foreign key is checked at the statement's end, when the conversation's row is there.
+    let sql = if a.new_conversation {
+        with_answer!(
+            "INSERT INTO conversations (id, chatbot_id, asker_id, started_at, last_asked_at) \
+             VALUES ($2, $3, $4, $13, $13) ON CONFLICT (id) DO NOTHING"
+        )
+    } else {
+        with_answer!("UPDATE conversations SET last_asked_at = $13 WHERE id = $2")
+    };
+    sqlx::query(sql)
+        .bind(id)
+        .bind(a.conversation_id)
+        .bind(a.bot.id)
+        .bind(a.asker_id)
+        .bind(a.asker_role)
+        .bind(a.question)
+        .bind(a.answer)
+        .bind(a.supported)
+        .bind(a.support)
+        .bind(a.model)
+        .bind(sqlx::types::Json(a.citations))
+        .bind(vector_literal(a.embedding))
+        .bind(a.asked_at)
+        .execute(&mut *tx)
+        .await?;
     let data = QuestionAsked {
         chatbot_slug: a.bot.slug.clone(),
         owner_id: a.bot.owner_id,
@@ -101,26 +120,4 @@ pub async fn record(
     .await?;
     tx.commit().await?;
     Ok(id)
-}
-
-async fn upsert_conversation(tx: &mut PgConnection, a: &Answered<'_>) -> Result<(), sqlx::Error> {
-    if a.new_conversation {
-        sqlx::query(
-            "INSERT INTO conversations (id, chatbot_id, asker_id, started_at, last_asked_at) \
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(a.conversation_id)
-        .bind(a.bot.id)
-        .bind(a.asker_id)
-        .bind(a.asked_at)
-        .execute(&mut *tx)
-        .await?;
-    } else {
-        sqlx::query("UPDATE conversations SET last_asked_at = $2 WHERE id = $1")
-            .bind(a.conversation_id)
-            .bind(a.asked_at)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
 }

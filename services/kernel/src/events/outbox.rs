@@ -25,19 +25,20 @@ pub fn notify_channel(schema: &str) -> String {
 /// Writes `event` into the outbox of the schema the connection's `search_path` names (the
 /// service's own). Call it inside the transaction that makes the change.
 pub async fn enqueue(tx: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO outbox (id, event_type, envelope) VALUES ($1, $2, $3)")
-        .bind(event.id)
-        .bind(&event.event_type)
-        .bind(sqlx::types::Json(event))
-        .execute(&mut *tx)
-        .await?;
-    // Delivered at commit, and not at all on rollback: exactly the events that exist. The
-    // channel is `notify_channel(current_schema())`, computed where the schema is known.
-    sqlx::query("SELECT pg_notify(left($1 || current_schema(), $2), '')")
-        .bind(NOTIFY_PREFIX)
-        .bind(MAX_CHANNEL as i32)
-        .execute(&mut *tx)
-        .await?;
+    // One statement, one round trip: the row, and the notification that is delivered at commit
+    // (and not at all on rollback: exactly the events that exist). The channel is
+    // `notify_channel(current_schema())`, computed where the schema is known.
+    sqlx::query(
+        "WITH queued AS (INSERT INTO outbox (id, event_type, envelope) VALUES ($1, $2, $3)) \
+         SELECT pg_notify(left($4 || current_schema(), $5), '')",
+    )
+    .bind(event.id)
+    .bind(&event.event_type)
+    .bind(sqlx::types::Json(event))
+    .bind(NOTIFY_PREFIX)
+    .bind(MAX_CHANNEL as i32)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use super::{Bus, Event, outbox::notify_channel};
 use crate::db::Database;
 use sqlx::postgres::PgListener;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -59,7 +60,7 @@ pub fn spawn(
     tokio::spawn(async move {
         // One listener per outbox, whatever the number of lanes: each notification is one
         // signal and one wake-up in PostgreSQL per listening connection.
-        let wake = Arc::new(Notify::new());
+        let wake = Arc::new(Wake::default());
         let listener = tokio::spawn(listen_loop(
             db.clone(),
             wake.clone(),
@@ -84,10 +85,43 @@ pub fn spawn(
     })
 }
 
-/// Turns this outbox's notifications into wake-ups of one idle lane (or of the next lane to go
-/// idle: `Notify` keeps one permit). Notifications that arrived together wake once: one look
-/// takes every event committed before it.
-async fn listen_loop(db: Database, wake: Arc<Notify>, poll: Duration, stop: CancellationToken) {
+/// How the listener wakes the lanes. Notifications are counted, and so is the latest count a
+/// look began after: a lane woken for notifications that a look begun since has covered (that
+/// look sees every event committed before them) goes back to sleep without a look of its own,
+/// which would be a transaction of three statements finding nothing. Under a stream of events
+/// that was most lanes' wake-ups.
+#[derive(Default)]
+struct Wake {
+    notify: Notify,
+    /// Batches of notifications received.
+    notified: AtomicU64,
+    /// The highest `notified` read just before a look began.
+    covered: AtomicU64,
+}
+
+impl Wake {
+    /// A batch of notifications arrived: wakes one idle lane (or the next to go idle: `Notify`
+    /// keeps one permit).
+    fn received(&self) {
+        self.notified.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Called right before a look: it will see the events of every notification counted so far.
+    fn looking(&self) {
+        let seen = self.notified.load(Ordering::SeqCst);
+        self.covered.fetch_max(seen, Ordering::SeqCst);
+    }
+
+    /// Every notification counted so far is covered by a look begun after it.
+    fn covered(&self) -> bool {
+        self.covered.load(Ordering::SeqCst) >= self.notified.load(Ordering::SeqCst)
+    }
+}
+
+/// Turns this outbox's notifications into wake-ups of the lanes. Notifications that arrived
+/// together wake once: one look takes every event committed before it.
+async fn listen_loop(db: Database, wake: Arc<Wake>, poll: Duration, stop: CancellationToken) {
     let channel = notify_channel(db.schema());
     while !stop.is_cancelled() {
         let Some(mut listener) = listen(&db, &channel).await else {
@@ -96,14 +130,14 @@ async fn listen_loop(db: Database, wake: Arc<Notify>, poll: Duration, stop: Canc
             continue;
         };
         // Events may have committed while no one listened.
-        wake.notify_one();
+        wake.received();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 received = listener.recv() => match received {
                     Ok(_) => {
                         while listener.next_buffered().is_some() {}
-                        wake.notify_one();
+                        wake.received();
                     }
                     Err(e) => {
                         tracing::debug!(schema = db.schema(), error = %e, "outbox listener lost; reconnecting");
@@ -119,12 +153,13 @@ async fn run(
     db: Database,
     bus: Bus,
     config: RelayConfig,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     stop: CancellationToken,
 ) {
     let mut failures: u32 = 0;
     let mut last_housekeeping = Instant::now();
     while !stop.is_cancelled() {
+        wake.looking();
         match relay_batch(&db, &bus, config.batch).await {
             Ok(n) => {
                 if failures > 0 {
@@ -149,12 +184,16 @@ async fn run(
                 tracing::warn!(schema = db.schema(), error = %e, "outbox housekeeping failed");
             }
         }
-        // Nothing waiting: sleep until a commit is notified, the poll interval passes (a missed
-        // notification, a listener reconnecting), or we stop.
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            () = wake.notified() => {}
-            () = tokio::time::sleep(config.poll) => {}
+        // Nothing waiting: sleep until a commit is notified that no look has covered yet, the
+        // poll interval passes (a missed notification, a listener reconnecting), or we stop.
+        let poll = tokio::time::sleep(config.poll);
+        tokio::pin!(poll);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                () = wake.notify.notified() => if !wake.covered() { break },
+                () = &mut poll => break,
+            }
         }
     }
 }
@@ -249,4 +288,24 @@ pub async fn pending(db: &Database) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
         .fetch_one(db.pool())
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Wake;
+
+    #[test]
+    fn a_wake_up_is_skipped_only_when_a_later_look_covers_it() {
+        let wake = Wake::default();
+        assert!(wake.covered(), "nothing received yet");
+        wake.received();
+        assert!(!wake.covered(), "no look since the notification");
+        wake.looking();
+        assert!(wake.covered(), "the look began after it");
+        wake.received();
+        wake.received();
+        assert!(!wake.covered());
+        wake.looking();
+        assert!(wake.covered());
+    }
 }
