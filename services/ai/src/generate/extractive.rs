@@ -35,6 +35,11 @@ pub struct Extractive {
     /// The passages' sentences come back with every question about them; their vectors are
     /// kept rather than computed again for each answer.
     sentences: Arc<std::sync::Mutex<crate::embed::VectorCache>>,
+    /// One sentence pass at a time. Asks that miss the same sentences at once (the first
+    /// questions in another language after a start) wait for one pass and find its vectors
+    /// kept; each running the same pass itself, fifty at once, kept every answer waiting for
+    /// seconds while the passes fought over the cores (docs/benchmarks.md, "Asking a chatbot").
+    passes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Extractive {
@@ -44,7 +49,14 @@ impl Extractive {
         Self {
             embedder: Some(embedder),
             sentences: Default::default(),
+            passes: Default::default(),
         }
+    }
+
+    /// The kept vector of each text, if it is kept.
+    fn kept(&self, texts: &[String]) -> Option<Vec<Option<Vec<f32>>>> {
+        let cache = self.sentences.lock().ok()?;
+        Some(texts.iter().map(|t| cache.get(t)).collect())
     }
 
     /// Sentence choices by meaning, or `None` when there is no embedder or it failed (the
@@ -76,43 +88,40 @@ impl Extractive {
                 return None;
             }
         };
-        let known: Vec<Option<Vec<f32>>> = {
-            let cache = self.sentences.lock().ok()?;
-            texts.iter().map(|t| cache.get(t)).collect()
-        };
-        let missing: Vec<String> = texts
-            .iter()
-            .zip(&known)
-            .filter(|(_, k)| k.is_none())
-            .map(|(t, _)| t.clone())
-            .collect();
-        let mut fresh = if missing.is_empty() {
-            Vec::new()
-        } else {
-            tracing::debug!(missing = missing.len(), "embedding passage sentences");
-            match embedder.embed(&missing, Purpose::Passage).await {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "sentence embedding failed; answering with the opening sentences");
-                    return None;
+        let mut known = self.kept(&texts)?;
+        if known.iter().any(Option::is_none) {
+            let _pass = self.passes.lock().await;
+            // The pass waited for may have been for these very sentences.
+            known = self.kept(&texts)?;
+            let missing: Vec<String> = texts
+                .iter()
+                .zip(&known)
+                .filter(|(_, k)| k.is_none())
+                .map(|(t, _)| t.clone())
+                .collect();
+            if !missing.is_empty() {
+                tracing::debug!(missing = missing.len(), "embedding passage sentences");
+                let fresh = match embedder.embed(&missing, Purpose::Passage).await {
+                    Ok(v) if v.len() == missing.len() => v,
+                    Ok(_) => return None,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "sentence embedding failed; answering with the opening sentences");
+                        return None;
+                    }
+                };
+                let mut fresh = fresh.into_iter();
+                if let Ok(mut cache) = self.sentences.lock() {
+                    for (t, k) in texts.iter().zip(known.iter_mut()) {
+                        if k.is_none() {
+                            let v = fresh.next()?;
+                            cache.put(t.clone(), v.clone());
+                            *k = Some(v);
+                        }
+                    }
                 }
             }
         }
-        .into_iter();
-        let mut vs = Vec::with_capacity(texts.len());
-        for (t, k) in texts.iter().zip(known) {
-            let v = match k {
-                Some(v) => v,
-                None => {
-                    let v = fresh.next()?;
-                    if let Ok(mut cache) = self.sentences.lock() {
-                        cache.put(t.clone(), v.clone());
-                    }
-                    v
-                }
-            };
-            vs.push(v);
-        }
+        let vs: Vec<Vec<f32>> = known.into_iter().collect::<Option<_>>()?;
         let mut scored: Vec<((usize, usize), f32)> = at
             .into_iter()
             .zip(
@@ -429,5 +438,60 @@ mod tests {
             .collect()
             .await;
         assert_eq!(direct.concat(), text);
+    }
+
+    /// Counts passage passes; a unit stand-in for the encoder (the sentence choice itself is
+    /// tested with the real model in the ai crate's integration tests).
+    struct CountingEmbedder {
+        passes: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Embedder for CountingEmbedder {
+        fn dim(&self) -> usize {
+            4
+        }
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn embed<'a>(
+            &'a self,
+            texts: &'a [String],
+            purpose: Purpose,
+        ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, crate::embed::EmbedError>> {
+            Box::pin(async move {
+                if purpose == Purpose::Passage {
+                    self.passes
+                        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // A pass takes a while: long enough for the others to miss too.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Ok(texts
+                    .iter()
+                    .map(|t| vec![t.len() as f32, 1.0, 0.0, 0.0])
+                    .collect())
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn asks_missing_the_same_sentences_at_once_share_one_pass() {
+        let embedder = Arc::new(CountingEmbedder {
+            passes: Default::default(),
+        });
+        let model = Extractive::with_embedder(embedder.clone());
+        let req = request(
+            "어떤 데이터베이스로 이전했나요?",
+            vec![passage(
+                1,
+                "Led the migration from Oracle to PostgreSQL. Cut licence costs by 60%.",
+            )],
+        );
+        let answers = futures::future::join_all((0..20).map(|_| model.by_meaning(&req))).await;
+        assert!(answers.iter().all(Option::is_some));
+        assert_eq!(
+            embedder.passes.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "twenty asks, one pass for their sentences"
+        );
     }
 }
