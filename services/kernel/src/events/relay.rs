@@ -140,7 +140,7 @@ async fn listen_loop(db: Database, wake: Arc<Wake>, poll: Duration, stop: Cancel
                         wake.received();
                     }
                     Err(e) => {
-                        tracing::debug!(schema = db.schema(), error = %e, "outbox listener lost; reconnecting");
+                        tracing::warn!(schema = db.schema(), error = %e, "outbox listener lost; reconnecting");
                         break;
                     }
                 },
