@@ -154,11 +154,13 @@ start_postgres() {
       || { cat "$d/initdb.log" >&2; die "initdb failed"; }
   fi
   chown -R nobody:nogroup "$d"
-  local fsync=on
+  local fsync=on preload=()
   [ "${STACK_DURABLE:-0}" = 1 ] || fsync=off
+  # STACK_PG_STATEMENTS=1: load pg_stat_statements (benchmarks count the statements a request makes).
+  [ "${STACK_PG_STATEMENTS:-0}" = 1 ] && preload=(-c shared_preload_libraries=pg_stat_statements)
   setsid setpriv --reuid=nobody --regid=nogroup --clear-groups \
     "$bin/postgres" -D "$d/data" -c listen_addresses=127.0.0.1 -p "$port" -k "$d/sock" \
-    -c fsync=$fsync -c max_connections=400 -c shared_buffers=64MB > "$d/postgres.log" 2>&1 < /dev/null &
+    -c fsync=$fsync -c max_connections=400 -c shared_buffers=64MB "${preload[@]}" > "$d/postgres.log" 2>&1 < /dev/null &
   echo $! > "$d/pid"
   wait_for 30 "PostgreSQL" "$bin/pg_isready" -q -h 127.0.0.1 -p "$port" \
     || { tail -n 20 "$d/postgres.log" >&2; die "PostgreSQL did not start"; }

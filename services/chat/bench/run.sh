@@ -13,7 +13,8 @@
 # gateway and checks, one row). Where an ask's time goes comes from the ai service's
 # protostar_answer_stage_seconds{stage} (embed, retrieve, generate), read before and after;
 # which process a path is bound by, from the CPU time of protostar and of PostgreSQL per
-# request. Prints Markdown tables.
+# request, and the statements PostgreSQL ran per repeated ask (pg_stat_statements). Prints
+# Markdown tables.
 #
 # Knobs: CONNS, THREADS, DURATION, WARMUP; PROTOSTAR_BIN (measure that build); LOG_FILTER (the
 # server's log filter, `warn` by default); KEEP_WORK=1 keeps the work folder (the server's log).
@@ -29,15 +30,10 @@ PUBLIC=127.0.0.1:19701
 ADMIN=127.0.0.1:19702
 
 scripts/stack.sh apt wrk
+# shellcheck source=scripts/bench.sh
+. scripts/bench.sh
 # PROTOSTAR_BIN: measure that build instead (to compare two commits in one sitting).
-if [ -n "${PROTOSTAR_BIN:-}" ]; then
-    BIN="$PROTOSTAR_BIN"
-    # Not passed on: protostar reads every PROTOSTAR_* variable as a setting.
-    unset PROTOSTAR_BIN
-else
-    cargo build --release --locked -p protostar --bin protostar
-    BIN="$ROOT/target/release/protostar"
-fi
+protostar_bin
 scripts/models.sh >/dev/null
 
 WORK="$(mktemp -d /var/tmp/protostar-ask-bench.XXXXXX)"
@@ -51,12 +47,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-scripts/stack.sh start --dir "$WORK/stack" postgres >/dev/null
+# With pg_stat_statements: the statements an ask makes are counted below.
+STACK_PG_STATEMENTS=1 scripts/stack.sh start --dir "$WORK/stack" postgres >/dev/null
 # shellcheck disable=SC1091
 . "$WORK/stack/env"
 PG_PORT=$(cat "$WORK/stack/ports/postgres")
 "$PROTOSTAR_TEST_PG_BIN/createdb" -h 127.0.0.1 -p "$PG_PORT" -U postgres protostar
 DB="postgres://postgres@127.0.0.1:$PG_PORT/protostar"
+PSQL=("$PROTOSTAR_TEST_PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "$PG_PORT" -U postgres protostar)
+"${PSQL[@]}" -c "CREATE EXTENSION pg_stat_statements"
 mkdir -p "$WORK/data"
 PROTOSTAR_DATABASE__URL="$DB" PROTOSTAR_DATA_DIR="$WORK/data" \
 PROTOSTAR_PUBLIC_ADDR=$PUBLIC PROTOSTAR_ADMIN_ADDR=$ADMIN PROTOSTAR_LOG__FILTER=${LOG_FILTER:-warn} \
@@ -110,8 +109,13 @@ CPU0=$(cpu)
 ASK=$(ASK_UNIQUE=1 wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
 CPU1=$(cpu)
 AFTER="$(stages)"
+"${PSQL[@]}" -c "SELECT pg_stat_statements_reset()" >/dev/null
 REPEAT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/ask.lua "http://$PUBLIC" | grep '^RESULT')
 CPU2=$(cpu)
+# What PostgreSQL was asked during the repeated run, per ask (answered within the run or not:
+# the few in flight at its end make this a slight overestimate).
+STATEMENTS=$("${PSQL[@]}" -F ' ' -c "SELECT calls, regexp_replace(left(query, 90), '\s+', ' ', 'g')
+    FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC")
 BASE=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/public.lua "http://$PUBLIC" | grep '^RESULT')
 CPU3=$(cpu)
 RSS=$(ps -o rss= -p "$PID" | awk '{printf "%.1f", $1/1024}')
@@ -145,5 +149,12 @@ echo "|---|---|---|"
 echo "| POST /ask, every question new | $(per_request "$CPU0" "$CPU1" "$(field "$ASK" rps)") |"
 echo "| POST /ask, the eight questions again and again | $(per_request "$CPU1" "$CPU2" "$(field "$REPEAT" rps)") |"
 echo "| GET /api/chatbots/{slug} | $(per_request "$CPU2" "$CPU3" "$(field "$BASE" rps)") |"
+echo
+ASKS=$(field "$REPEAT" requests)
+echo "Statements per ask, the eight questions again and again ($ASKS asks; pg_stat_statements):"
+echo
+echo "| per ask | statement |"
+echo "|---|---|"
+echo "$STATEMENTS" | awk -v n="$ASKS" '{ c = $1; $1 = ""; t += c; printf "| %.2f |%s |\n", c / n, $0 } END { printf "| **%.1f** | all |\n", t / n }'
 echo
 echo "protostar RSS after the run: $RSS MiB; load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -4,6 +4,14 @@
 -- its transaction: the counters' row locks are held while it runs, not across round trips to
 -- the client, so asks that share a counter (a chatbot's day, an office's address) queue for
 -- microseconds rather than for the network.
+-- The quota day `at` falls in, in `zone`, and when the next one starts: the one definition,
+-- for reservations and for what `GET …/quota` shows.
+CREATE FUNCTION quota_day(at timestamptz, zone text, OUT day text, OUT next_day timestamptz)
+LANGUAGE sql STABLE AS $$
+    SELECT to_char((at AT TIME ZONE zone)::date, 'YYYY-MM-DD'),
+           ((at AT TIME ZONE zone)::date + 1)::timestamp AT TIME ZONE zone
+$$;
+
 CREATE FUNCTION take_quota(
     at timestamptz,
     zone text,
@@ -20,8 +28,7 @@ LANGUAGE plpgsql AS $$
 DECLARE
     n integer;
 BEGIN
-    day := to_char((at AT TIME ZONE zone)::date, 'YYYY-MM-DD');
-    next_day := ((at AT TIME ZONE zone)::date + 1)::timestamp AT TIME ZONE zone;
+    SELECT d.day, d.next_day INTO day, next_day FROM quota_day(at, zone) d;
     refused := 0;
     taken := '{}';
     BEGIN

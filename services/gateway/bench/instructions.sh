@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instructions per proxied request in the gateway's own process, one command:
-#   bash services/gateway/bench/instructions.sh [path/to/protostar]
+#   bash services/gateway/bench/instructions.sh [path/to/protostar]   (or PROTOSTAR_BIN=…)
 #
 # The gateway (`serve --target gateway`, limits in process, no token) runs under
 # `valgrind --tool=callgrind` in front of a trivial upstream (an nginx answering "ok"); after
@@ -14,12 +14,10 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../../.." && pwd)"
 cd "$ROOT"
 scripts/stack.sh apt nginx wrk valgrind
-if [ -n "${1:-}" ]; then
-    BIN="$1"
-else
-    cargo build --release -p protostar --bin protostar
-    BIN="$ROOT/target/release/protostar"
-fi
+# shellcheck source=scripts/bench.sh
+. scripts/bench.sh
+# A build given as the argument or as PROTOSTAR_BIN is measured instead of this tree's.
+PROTOSTAR_BIN="${1:-${PROTOSTAR_BIN:-}}" protostar_bin
 
 WORK="$(mktemp -d /var/tmp/protostar-gateway-instr.XXXXXX)"
 PIDS=()
@@ -31,21 +29,9 @@ trap cleanup EXIT
 
 UPSTREAM=127.0.0.1:19801
 GATEWAY=127.0.0.1:19805
-mkdir -p "$WORK/up" "$WORK/data"
-cat >"$WORK/up/nginx.conf" <<CFG
-daemon off;
-worker_processes 1;
-pid $WORK/up/nginx.pid;
-error_log $WORK/up/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server { listen $UPSTREAM; location / { default_type text/plain; return 200 "ok\n"; } }
-}
-CFG
-nginx -p "$WORK/up" -c "$WORK/up/nginx.conf" &
-PIDS+=($!)
+mkdir -p "$WORK/data"
+nginx_ok_upstream "$WORK/up" "$UPSTREAM"
+PIDS+=("$UPSTREAM_PID")
 env -i PATH="$PATH" PROTOSTAR_DATA_DIR="$WORK/data" \
     PROTOSTAR_PUBLIC_ADDR=$GATEWAY PROTOSTAR_ADMIN_ADDR=127.0.0.1:19806 \
     PROTOSTAR_AUTH__JWKS_URL=http://127.0.0.1:1/jwks.json \

@@ -26,13 +26,10 @@ WARMUP="${WARMUP:-3s}"
 
 scripts/stack.sh apt nginx wrk
 
+# shellcheck source=scripts/bench.sh
+. scripts/bench.sh
 # PROTOSTAR_BIN: measure that build instead (to compare two commits in one sitting).
-if [ -n "${PROTOSTAR_BIN:-}" ]; then
-    BIN="$PROTOSTAR_BIN"
-else
-    cargo build --release -p protostar --bin protostar
-    BIN="$ROOT/target/release/protostar"
-fi
+protostar_bin
 
 # The stack runs PostgreSQL as `nobody`, which cannot enter a private /tmp folder.
 WORK="$(mktemp -d /var/tmp/protostar-gateway-bench.XXXXXX)"
@@ -57,22 +54,7 @@ AUTH_ADMIN=127.0.0.1:19604
 GW_REDIS=127.0.0.1:19605
 GW_LOCAL=127.0.0.1:19607
 
-mkdir -p "$WORK/nginx-up" "$WORK/nginx-proxy"
-cat >"$WORK/nginx-up/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx-up/nginx.pid;
-error_log $WORK/nginx-up/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    server {
-        listen $UPSTREAM;
-        location / { default_type text/plain; return 200 "ok\n"; }
-    }
-}
-EOF
+mkdir -p "$WORK/nginx-proxy"
 cat >"$WORK/nginx-proxy/nginx.conf" <<EOF
 daemon off;
 worker_processes auto;
@@ -95,8 +77,8 @@ http {
     }
 }
 EOF
-nginx -p "$WORK/nginx-up" -c "$WORK/nginx-up/nginx.conf" &
-PIDS+=($!)
+nginx_ok_upstream "$WORK/nginx-up" "$UPSTREAM"
+PIDS+=("$UPSTREAM_PID")
 nginx -p "$WORK/nginx-proxy" -c "$WORK/nginx-proxy/nginx.conf" &
 NGINX_PROXY_PID=$!
 PIDS+=($!)

@@ -166,8 +166,8 @@ fn string(buf: &mut String, s: &str) {
 mod tests {
     use super::*;
 
-    fn line(path: &str, client: Option<IpAddr>) -> serde_json::Value {
-        let mut buf = String::new();
+    /// The request every test here logs, at `path` from `client`.
+    fn sample(path: &str, client: Option<IpAddr>) -> AccessLine<'_> {
         AccessLine {
             request_id: "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
             trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
@@ -179,7 +179,11 @@ mod tests {
             duration_ms: 0.3125,
             client,
         }
-        .encode(
+    }
+
+    fn line(path: &str, client: Option<IpAddr>) -> serde_json::Value {
+        let mut buf = String::new();
+        sample(path, client).encode(
             chrono::DateTime::parse_from_rfc3339("2026-12-07T13:07:01.123456Z")
                 .unwrap()
                 .to_utc(),
@@ -198,20 +202,7 @@ mod tests {
             tracing_subscriber::EnvFilter::new("info"),
             captured.clone(),
         );
-        tracing::subscriber::with_default(subscriber, || {
-            AccessLine {
-                request_id: "0193a1b2-7c4d-7e8f-9a0b-1c2d3e4f5a6b",
-                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736",
-                span_id: "00f067aa0ba902b7",
-                listener: "public",
-                method: "GET",
-                path: "/api/users/me",
-                status: 404,
-                duration_ms: 0.3125,
-                client,
-            }
-            .log()
-        });
+        tracing::subscriber::with_default(subscriber, || sample("/api/users/me", client).log());
         let text = captured.text();
         assert_eq!(text.lines().count(), 1, "{text}");
         serde_json::from_str(&text).expect("valid JSON")

@@ -246,14 +246,11 @@ impl Quotas {
         conn: &mut sqlx::PgConnection,
         now: DateTime<Utc>,
     ) -> Result<Day, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT to_char(($1::timestamptz AT TIME ZONE $2)::date, 'YYYY-MM-DD'), \
-                    ((($1::timestamptz AT TIME ZONE $2)::date + 1)::timestamp AT TIME ZONE $2)",
-        )
-        .bind(now)
-        .bind(&self.config.timezone)
-        .fetch_one(&mut *conn)
-        .await?;
+        let row = sqlx::query("SELECT day, next_day FROM quota_day($1, $2)")
+            .bind(now)
+            .bind(&self.config.timezone)
+            .fetch_one(&mut *conn)
+            .await?;
         Ok(Day {
             period: row.try_get(0)?,
             next: row.try_get(1)?,
