@@ -9,7 +9,7 @@
 //! - **shared words**: the passage contains at least half of the question's keywords (Latin
 //!   words compared by their first five letters, so `migrate` meets `migration`; Hangul by
 //!   character bigrams), and is reasonably close (`lexical_similarity`);
-//! - **a standout**: the best passage is clearly closer than the other candidates (`margin`
+//! - **a standout**: the best passage is clearly closer than the other candidates, two at least (`margin`
 //!   above their mean).
 //!
 //! Across languages no word can be shared, and the model's similarities are lower and flatter
@@ -40,6 +40,9 @@ pub struct Thresholds {
     pub floor: f64,
     pub pinned_similarity: f64,
 }
+
+/// Passages besides the best that the same-language standout rule compares it with.
+const MIN_RIVALS: usize = 2;
 
 /// The share of the question's keywords found in `text`.
 pub fn overlap(question: &HashSet<String>, text: &str) -> f64 {
@@ -83,18 +86,18 @@ pub fn supporting(
     sims.truncate(8);
     let best = sims.first().copied().unwrap_or(f64::MIN);
     let rest = &sims[sims.len().min(1)..];
-    let mean_rest = if rest.is_empty() {
-        f64::MIN
-    } else {
-        rest.iter().sum::<f64>() / rest.len() as f64
-    };
+    // A standout needs a field to stand out of: a lone passage (a chatbot with one short
+    // document, or the last one left while others are being deleted) is as close to a pizza
+    // question as to any other, so it supports only through shared words.
+    let mean_rest =
+        (rest.len() >= MIN_RIVALS).then(|| rest.iter().sum::<f64>() / rest.len() as f64);
     let standout = |c: &RetrievedChunk| {
         let s = sim(c);
         if s < best - 1e-9 {
             return false;
         }
         if Language::of(&c.text) == q_lang {
-            s >= t.floor && s - mean_rest >= t.margin
+            s >= t.floor && mean_rest.is_some_and(|m| s - m >= t.margin)
         } else {
             s >= t.cross_language_floor
         }
@@ -203,6 +206,17 @@ mod tests {
             4,
         );
         assert!(kept.is_empty(), "{kept:?}");
+    }
+
+    #[test]
+    fn a_lone_passage_stands_out_of_nothing() {
+        let lone = |text: &str| vec![chunk(text, 0.80, false)];
+        let pizza = "What is Nova's favourite pizza topping?";
+        let kept = supporting(pizza, "Nova", lone("Ten years of embedded Rust."), T, 4);
+        assert!(kept.is_empty(), "{kept:?}");
+        let rust = "How many years of embedded Rust does Nova have?";
+        let kept = supporting(rust, "Nova", lone("Ten years of embedded Rust."), T, 4);
+        assert_eq!(kept.len(), 1, "{kept:?}");
     }
 
     #[test]
