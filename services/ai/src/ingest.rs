@@ -62,7 +62,7 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
 
 impl Ingestor {
     async fn uploaded(&self, tx: &mut PgConnection, doc: Uploaded) -> Result<(), HandlerError> {
-        let mut claim = self.db.pool().begin().await?;
+        let mut claim = self.db.begin().await?;
         if !store::begin(&mut claim, &doc).await.map_err(transient)? {
             tracing::info!(document = %doc.document_id, version = doc.version, "stale or already indexed; skipped");
             return Ok(());
@@ -117,7 +117,6 @@ impl Ingestor {
         }
         let mut t = self
             .db
-            .pool()
             .begin()
             .await
             .map_err(|e| Failure::Passing(e.to_string()))?;

@@ -281,7 +281,7 @@ async fn answers_cite_supporting_passages_and_say_so_when_there_are_none() {
         answer: "No. Emily has no pilot licence; she flies only as a passenger.".into(),
     };
     let e = Event::new(CORRECTION_SAVED, "chat", &c).unwrap();
-    let mut tx = h.ai.pool().begin().await.unwrap();
+    let mut tx = h.ai.begin().await.unwrap();
     corrections.handle(&mut tx, &e).await.unwrap();
     tx.commit().await.unwrap();
     let a = ask(

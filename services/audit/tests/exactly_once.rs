@@ -83,7 +83,7 @@ async fn ten_thousand_events_with_a_broker_restart_make_ten_thousand_lines() {
     // Producers commit in transactions of 100, the way a busy auth service would.
     let mut ids = HashSet::new();
     for batch in 0..n / 100 {
-        let mut tx = producer.pool().begin().await.unwrap();
+        let mut tx = producer.begin().await.unwrap();
         for i in 0..100 {
             let e = Event::new(
                 "audit.sign_in_failed",

@@ -55,7 +55,7 @@ pub async fn create_admin(
         .await
         .map_err(|e| BootstrapError::Other(e.to_string()))?;
 
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let fail = |e: kernel::Problem| BootstrapError::Other(e.to_string());
     let (id, existed, from) = match accounts::by_email(&mut tx, email.as_str()).await? {
         Some(a) => {

@@ -225,7 +225,7 @@ impl KeyRing {
     /// periodically; several auth processes may run it at once (an advisory lock orders them).
     pub async fn refresh(&self) -> Result<(), KeyError> {
         if let Source::Database { db, .. } = &self.source {
-            let mut tx = db.pool().begin().await?;
+            let mut tx = db.begin().await?;
             lock(&mut tx).await?;
             let newest: Option<DateTime<Utc>> =
                 sqlx::query_scalar("SELECT max(signs_from) FROM signing_keys")
@@ -252,7 +252,7 @@ impl KeyRing {
         let Source::Database { db, .. } = &self.source else {
             return Ok(None);
         };
-        let mut tx = db.pool().begin().await?;
+        let mut tx = db.begin().await?;
         lock(&mut tx).await?;
         let signs_from = Utc::now() + self.publish_ahead;
         let kid = self.insert_key_returning(&mut tx, signs_from).await?;

@@ -111,7 +111,7 @@ pub async fn correction(
             format!("Write the answer in 1 to {MAX_CORRECTION} characters."),
         )]));
     }
-    let mut tx = chat.db.pool().begin().await?;
+    let mut tx = chat.db.begin().await?;
     let found: Option<(Uuid, String)> = sqlx::query_as(
         "SELECT a.chatbot_id, a.question FROM answers a JOIN chatbots b ON b.id = a.chatbot_id \
          WHERE a.id = $1 AND b.owner_id = $2",

@@ -94,7 +94,7 @@ pub async fn export(State(chat): State<Chat>, caller: Caller) -> Result<Json<Cha
     let asker = caller.subject();
     let pool = chat.db.pool();
     // One snapshot, so that answers and their conversations agree.
-    let mut tx = pool.begin().await?;
+    let mut tx = kernel::db::begin(pool).await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await?;

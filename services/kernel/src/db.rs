@@ -10,7 +10,7 @@ use crate::Secret;
 use serde::Deserialize;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, Transaction};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -98,6 +98,28 @@ pub fn valid_schema(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// Starts a transaction on `pool`. Use this, never `Pool::begin` (clippy.toml forbids it):
+/// sqlx 0.9's `begin` is not cancel-safe on PostgreSQL. It sends `BEGIN` and counts the
+/// transaction only once the answer is read, so a future dropped in between (a client that
+/// hangs up mid-request, a timeout) leaves the session inside a transaction that nothing rolls
+/// back, and the pool hands it to the next borrower: their statements then run inside it, hold
+/// its row locks and are lost or committed by whoever next commits (PostgreSQL says "there is
+/// already a transaction in progress"). Upstream: transact-rs/sqlx#4393.
+///
+/// Here the `BEGIN` runs on a task of its own, which finishes whether or not the caller still
+/// waits; a transaction nobody takes is dropped there and rolled back like any other.
+pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let pool = pool.clone();
+    #[allow(clippy::disallowed_methods)] // the one place that may
+    tokio::spawn(async move { pool.begin().await })
+        .await
+        .map_err(|e| {
+            sqlx::Error::Io(std::io::Error::other(format!(
+                "starting a transaction: {e}"
+            )))
+        })?
+}
+
 impl Database {
     /// A pool for `schema`. Connections are opened on first use, so a process whose database is
     /// down still starts and `/readyz` says why.
@@ -134,6 +156,11 @@ impl Database {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// A transaction on this pool, cancel-safely: see [`begin`].
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        begin(&self.pool).await
     }
 
     pub fn schema(&self) -> &str {

@@ -28,7 +28,7 @@ async fn committed_events_are_applied_once_and_rolled_back_ones_never_exist() {
     let events = produce(&producer, &t, 25).await;
     // A rolled-back transaction leaves no event behind.
     {
-        let mut tx = producer.pool().begin().await.unwrap();
+        let mut tx = producer.begin().await.unwrap();
         let e = kernel::events::Event::new(&t, "producer", ()).unwrap();
         kernel::events::outbox::enqueue(&mut tx, &e).await.unwrap();
         tx.rollback().await.unwrap();

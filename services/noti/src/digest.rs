@@ -45,7 +45,7 @@ pub async fn run(notifier: &Notifier) -> Result<DigestReport, sqlx::Error> {
     .fetch_all(pool)
     .await?;
     for owner in owners {
-        let mut tx = pool.begin().await?;
+        let mut tx = kernel::db::begin(pool).await?;
         let id = Uuid::now_v7();
         sqlx::query("INSERT INTO digests (id, owner_id) VALUES ($1, $2)")
             .bind(id)
@@ -107,7 +107,7 @@ pub async fn run(notifier: &Notifier) -> Result<DigestReport, sqlx::Error> {
         };
         match outcome {
             Ok(()) => {
-                let mut tx = pool.begin().await?;
+                let mut tx = kernel::db::begin(pool).await?;
                 sqlx::query("UPDATE digests SET sent_at = now() WHERE id = $1")
                     .bind(id)
                     .execute(&mut *tx)

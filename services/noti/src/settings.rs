@@ -163,7 +163,7 @@ async fn update(
     Json(body): Json<SettingsBody>,
 ) -> Result<Json<SettingsView>, Problem> {
     let id = owner(&caller)?;
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let current = store::settings(&mut tx, id).await?;
     let next = body
         .apply(&current, &s.discord)

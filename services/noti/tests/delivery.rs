@@ -60,7 +60,7 @@ async fn account_mails_arrive_once_in_the_accounts_language() {
     // Delivered again as if the consumer's commit had been lost after the mail went out: only
     // the delivery ledger stands between this and a second mail.
     for e in &events {
-        let mut tx = db.pool().begin().await.unwrap();
+        let mut tx = db.begin().await.unwrap();
         n.handle(&mut tx, e).await.unwrap();
         tx.rollback().await.unwrap();
     }

@@ -80,7 +80,7 @@ async fn a_flaky_discord_gets_every_question_exactly_once() {
 
     let started = Instant::now();
     let mut events = Vec::new();
-    let mut tx = producer.pool().begin().await.unwrap();
+    let mut tx = producer.begin().await.unwrap();
     for i in 0..n {
         let e = Event::new(
             "chat.question_asked",

@@ -375,7 +375,7 @@ async fn a_redemption_waiting_behind_a_revocation_is_refused() {
     assert!(registered, "user.registered never reached the profile");
 
     // Something else holds the invite's row, so that both calls queue for it in turn.
-    let mut holder = app.pool.begin().await.unwrap();
+    let mut holder = kernel::db::begin(&app.pool).await.unwrap();
     sqlx::query("SELECT 1 FROM users.invites WHERE id = $1::uuid FOR UPDATE")
         .bind(&id)
         .execute(&mut *holder)

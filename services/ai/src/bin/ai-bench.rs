@@ -298,7 +298,7 @@ async fn ingestion(db: &Database, a: &Args) -> anyhow::Result<Vec<String>> {
                     size_bytes: bytes.len() as i64,
                 };
                 let t = Instant::now();
-                let mut tx = db.pool().begin().await?;
+                let mut tx = db.begin().await?;
                 store::begin(&mut tx, &up).await?;
                 store::store(&mut tx, &up, &chunks, &vectors, model).await?;
                 tx.commit().await?;
@@ -410,7 +410,7 @@ async fn retrieval(db: &Database, a: &Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let owners: Vec<Uuid> = (0..a.owners).map(|_| Uuid::now_v7()).collect();
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     for (i, o) in owners.iter().enumerate() {
         sqlx::query("INSERT INTO documents (document_id, owner_id, version, title, status) VALUES ($1, $1, 1, $2, 'ready')")
             .bind(o)

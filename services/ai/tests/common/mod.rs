@@ -142,7 +142,7 @@ impl Harness {
     }
 
     pub async fn send(&self, e: &Event) {
-        let mut tx = self.producer.pool().begin().await.unwrap();
+        let mut tx = self.producer.begin().await.unwrap();
         outbox::enqueue(&mut tx, e).await.unwrap();
         tx.commit().await.unwrap();
     }

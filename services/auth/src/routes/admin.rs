@@ -91,7 +91,7 @@ pub async fn change_role(
             "Admins cannot change their own role.".into(),
         ));
     }
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let Some(from) = accounts::set_role(&mut tx, id, role).await? else {
         return Err(Problem::NotFound("No account has this id.".into()));
     };

@@ -27,7 +27,7 @@ pub async fn request(
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let email = Email::parse(&body.email)
         .map_err(|m| Problem::invalid_fields(vec![FieldError::new("email", m)]))?;
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     if let Some(account) = accounts::by_email(&mut tx, email.as_str()).await? {
         let ttl = crate::keys::span_secs(s.config.password_reset_ttl_secs);
         let (token, expires_at) = resets::create(&mut tx, account.id, ttl).await?;
@@ -69,7 +69,7 @@ pub async fn confirm(
     if body.token.is_empty() {
         return Err(invalid_token());
     }
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let Some(account_id) = resets::find_usable(&mut tx, &body.token).await? else {
         return Err(invalid_token());
     };

@@ -59,7 +59,7 @@ pub async fn signup(
         .hash(password.expose())
         .await
         .map_err(hash_failed)?;
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let Some(id) = accounts::insert(&mut tx, email.as_str(), &hash, Role::Stargazer).await? else {
         return Err(Problem::Conflict(
             "An account with this e-mail exists; log in instead.".into(),
@@ -119,7 +119,7 @@ pub async fn login(
         .await
         .map_err(hash_failed)?;
 
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let Some(account) = account.filter(|_| ok) else {
         failures::record(&mut tx, &account_key, &failures::ACCOUNT).await?;
         failures::record(&mut tx, &address_key, &failures::ADDRESS).await?;
@@ -191,7 +191,7 @@ pub async fn refresh(
             "is required",
         )]));
     }
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     match tokens::take(&mut tx, &body.refresh_token).await? {
         tokens::Presented::Unknown | tokens::Presented::Dead => Err(dead_token()),
         tokens::Presented::Reused {

@@ -72,7 +72,7 @@ pub async fn record(
     ctx: Option<&RequestContext>,
 ) -> Result<Uuid, kernel::Problem> {
     let id = Uuid::now_v7();
-    let mut tx = db.begin().await?;
+    let mut tx = kernel::db::begin(db).await?;
     // The conversation's row and the answer's in one statement (one round trip); the answer's
     // foreign key is checked at the statement's end, when the conversation's row is there.
     let sql = if a.new_conversation {

@@ -266,7 +266,7 @@ async fn record_upload(
     new: &NewDocument<'_>,
     ctx: &Context,
 ) -> Result<Document, Problem> {
-    let mut tx = c.db.pool().begin().await?;
+    let mut tx = c.db.begin().await?;
     let doc = store::insert(&mut tx, new).await?;
     publish_uploaded(&mut tx, &doc, ctx).await?;
     tx.commit().await?;
@@ -322,7 +322,7 @@ pub(super) async fn delete(
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
     let owner = account(&caller, Role::Stargazer)?;
-    let mut tx = c.db.pool().begin().await?;
+    let mut tx = c.db.begin().await?;
     let doc = store::delete(&mut tx, owner, id)
         .await?
         .ok_or_else(not_found)?;
@@ -346,7 +346,7 @@ pub(super) async fn reindex(
     Path(id): Path<Uuid>,
 ) -> Result<Response, Problem> {
     let owner = account(&caller, Role::Stargazer)?;
-    let mut tx = c.db.pool().begin().await?;
+    let mut tx = c.db.begin().await?;
     let doc = store::next_version(&mut tx, owner, id)
         .await?
         .ok_or_else(not_found)?;

@@ -189,7 +189,7 @@ pub async fn process(sub: &Subscription, payload: &[u8]) -> Disposition {
 }
 
 async fn try_once(sub: &Subscription, event: &Event) -> Attempt {
-    let mut tx = match sub.db.pool().begin().await {
+    let mut tx = match sub.db.begin().await {
         Ok(tx) => tx,
         Err(e) => return Attempt::Failed(HandlerError::Transient(e.into())),
     };

@@ -40,7 +40,7 @@ pub(crate) async fn park(
     reason: &str,
     attempts: u32,
 ) -> Result<(), sqlx::Error> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let id = Uuid::now_v7();
     sqlx::query(
         "INSERT INTO dead_letters (id, consumer, event_id, event_type, payload, reason, attempts) \
@@ -91,7 +91,7 @@ pub async fn list(db: &Database, include_retried: bool) -> Result<Vec<DeadLetter
 /// Hands a parked delivery to its consumer again. Returns false when there is no such parked,
 /// not yet retried delivery.
 pub async fn retry(db: &Database, bus: &Bus, id: Uuid) -> Result<bool, DeadLetterError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let row: Option<(String, String)> = sqlx::query_as(
         "SELECT consumer, payload FROM dead_letters WHERE id = $1 AND retried_at IS NULL FOR UPDATE",
     )

@@ -210,7 +210,7 @@ async fn listen(db: &Database, channel: &str) -> Option<PgListener> {
 
 /// Publishes up to `batch` unsent events; returns how many.
 pub async fn relay_batch(db: &Database, bus: &Bus, batch: i64) -> Result<usize, RelayError> {
-    let mut tx = db.pool().begin().await?;
+    let mut tx = db.begin().await?;
     let rows: Vec<(Uuid, sqlx::types::Json<serde_json::Value>)> = sqlx::query_as(
         "SELECT id, envelope FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
     )

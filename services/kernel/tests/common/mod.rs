@@ -51,7 +51,7 @@ pub async fn produce(producer: &Database, event_type: &str, n: usize) -> Vec<Eve
         .unwrap();
     let mut out = Vec::new();
     for i in 0..n {
-        let mut tx = producer.pool().begin().await.unwrap();
+        let mut tx = producer.begin().await.unwrap();
         let id = uuid::Uuid::now_v7();
         sqlx::query("INSERT INTO things (id) VALUES ($1)")
             .bind(id)

@@ -99,7 +99,7 @@ pub async fn create(
         return Err(Problem::invalid_fields(errors));
     }
 
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let mut created = Vec::with_capacity(body.count as usize);
     for _ in 0..body.count {
         let code = InviteCode::generate();
@@ -153,7 +153,7 @@ pub async fn revoke(
     caller.require(Role::Admin)?;
     let admin = Uuid::parse_str(caller.subject())
         .map_err(|_| Problem::Forbidden("This needs an account.".into()))?;
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let Some((invite, now_revoked)) = store::revoke_invite(&mut tx, id).await? else {
         return Err(Problem::NotFound("No invite has this id.".into()));
     };
@@ -192,7 +192,7 @@ pub async fn redeem(
             "This account is a protostar already.".into(),
         ));
     }
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     // The profile row is locked first: one account's racing redemptions (of one code or of
     // several) are ordered, and only the first takes a use.
     let profile = store::profile_for_update(&mut tx, id)

@@ -44,7 +44,7 @@ fn view(p: store::Profile, role: Role) -> ProfileView {
 
 pub async fn show(caller: Caller, State(s): State<AppState>) -> Result<Json<ProfileView>, Problem> {
     let id = account_of(&caller)?;
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let profile = store::profile_for_update(&mut tx, id)
         .await?
         .ok_or_else(gone)?;
@@ -71,7 +71,7 @@ pub async fn update(
         ),
         None => None,
     };
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     store::profile_for_update(&mut tx, id)
         .await?
         .ok_or_else(gone)?;
@@ -97,7 +97,7 @@ pub async fn export(
     let bearer = crate::chat::bearer(&headers)
         .ok_or_else(|| Problem::Unauthenticated("This needs an access token.".into()))?;
     let chat = s.chat.export(bearer).await?;
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     let profile = store::profile_for_update(&mut tx, id)
         .await?
         .ok_or_else(gone)?;
@@ -126,7 +126,7 @@ pub async fn delete(
     ctx: Context,
 ) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
     let id = account_of(&caller)?;
-    let mut tx = s.db.pool().begin().await?;
+    let mut tx = s.db.begin().await?;
     store::profile_for_update(&mut tx, id)
         .await?
         .ok_or_else(gone)?;
