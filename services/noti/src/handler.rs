@@ -241,12 +241,11 @@ impl Notifier {
             }
             ev::QUESTION_ASKED => {
                 let q: QuestionAsked = event.data_as().map_err(bad)?;
-                let settings = store::settings(tx, q.owner_id).await?;
+                let (settings, owner) = store::settings_and_recipient(tx, q.owner_id).await?;
                 match settings.mode {
                     Mode::Off => {}
                     Mode::Digest => store::queue_question(tx, event.id, &q).await?,
                     Mode::Instant => {
-                        let owner = store::recipient(tx, q.owner_id).await?;
                         let view = QuestionView {
                             chatbot_slug: q.chatbot_slug,
                             question: q.question,

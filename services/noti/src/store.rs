@@ -93,22 +93,68 @@ impl Default for Settings {
     }
 }
 
+/// An owner's settings row as read, `None` when they never chose.
+type SettingsRow = Option<(String, bool, Option<String>, Option<String>)>;
+
+impl Settings {
+    fn from_row(row: SettingsRow) -> Self {
+        match row {
+            Some((mode, email, discord_webhook_url, locale)) => Settings {
+                mode: Mode::parse(&mode).unwrap_or(Mode::Instant),
+                email,
+                discord_webhook_url,
+                locale,
+            },
+            None => Settings::default(),
+        }
+    }
+}
+
 pub async fn settings(tx: &mut PgConnection, owner: Uuid) -> Result<Settings, sqlx::Error> {
-    let row: Option<(String, bool, Option<String>, Option<String>)> = sqlx::query_as(
+    let row: SettingsRow = sqlx::query_as(
         "SELECT mode, email, discord_webhook_url, locale FROM owner_settings WHERE owner_id = $1",
     )
     .bind(owner)
     .fetch_optional(tx)
     .await?;
-    Ok(match row {
-        Some((mode, email, discord_webhook_url, locale)) => Settings {
-            mode: Mode::parse(&mode).unwrap_or(Mode::Instant),
-            email,
-            discord_webhook_url,
-            locale,
-        },
-        None => Settings::default(),
-    })
+    Ok(Settings::from_row(row))
+}
+
+/// An owner's settings and, when noti has seen them register, their address: what telling
+/// them about a question needs, in one round trip (once per question asked).
+pub async fn settings_and_recipient(
+    tx: &mut PgConnection,
+    owner: Uuid,
+) -> Result<(Settings, Option<Recipient>), sqlx::Error> {
+    #[allow(clippy::type_complexity)]
+    let (mode, email, discord, settings_locale, address, name, locale): (
+        Option<String>,
+        Option<bool>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) = sqlx::query_as(
+        "SELECT s.mode, s.email, s.discord_webhook_url, s.locale, r.email, r.display_name, r.locale \
+         FROM (SELECT $1::uuid AS id) o \
+         LEFT JOIN owner_settings s ON s.owner_id = o.id \
+         LEFT JOIN recipients r ON r.user_id = o.id",
+    )
+    .bind(owner)
+    .fetch_one(tx)
+    .await?;
+    let settings = Settings::from_row(
+        mode.zip(email)
+            .map(|(mode, email)| (mode, email, discord, settings_locale)),
+    );
+    let recipient = address.zip(name).map(|(email, display_name)| Recipient {
+        user_id: owner,
+        email,
+        display_name,
+        locale,
+    });
+    Ok((settings, recipient))
 }
 
 pub async fn save_settings(

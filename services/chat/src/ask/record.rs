@@ -1,5 +1,5 @@
 //! Keeping an answer: its conversation, the answer row with its citations and the question's
-//! embedding, and `chat.question_asked` for noti, all in one transaction.
+//! embedding, and `chat.question_asked` for noti, all in one statement.
 
 use crate::ai::Citation;
 use crate::chatbots::store::Chatbot;
@@ -7,7 +7,8 @@ use chrono::{DateTime, Utc};
 use kernel::events::chat::{QUESTION_ASKED, QuestionAsked};
 use kernel::events::outbox;
 use kernel::http::RequestContext;
-use sqlx::PgPool;
+use sqlx::{AssertSqlSafe, PgPool};
+use std::sync::LazyLock;
 use uuid::Uuid;
 
 pub struct Answered<'a> {
@@ -52,19 +53,31 @@ fn vector_literal(v: &[f32]) -> Option<String> {
     })
 }
 
-/// A statement that writes the conversation's row (`$conversation`, a statement over the same
-/// parameters) and then the answer's.
-macro_rules! with_answer {
-    ($conversation:literal) => {
-        concat!(
-            "WITH conversation AS (",
-            $conversation,
-            ") INSERT INTO answers (id, conversation_id, chatbot_id, asker_id, asker_role, \
-             question, answer, supported, support, model, citations, question_embedding, \
-             asked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13)"
-        )
-    };
+/// The statement that keeps an answer: the conversation's row (`$conversation`, over the same
+/// parameters), the answer's, and `chat.question_asked` in the outbox, one statement and so one
+/// atomic change without a transaction block, in one round trip. The answer's foreign key is
+/// checked at the statement's end, when the conversation's row is there.
+fn statement(conversation: &str) -> String {
+    format!(
+        "WITH conversation AS ({conversation}), \
+         answer AS (INSERT INTO answers (id, conversation_id, chatbot_id, asker_id, asker_role, \
+           question, answer, supported, support, model, citations, question_embedding, \
+           asked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::vector, $13)), \
+         {}",
+        outbox::queued_tail(13)
+    )
 }
+
+/// The statement for a new conversation and for one that goes on (made once: sqlx prepares a
+/// statement per text).
+static NEW_CONVERSATION: LazyLock<String> = LazyLock::new(|| {
+    statement(
+        "INSERT INTO conversations (id, chatbot_id, asker_id, started_at, last_asked_at) \
+         VALUES ($2, $3, $4, $13, $13) ON CONFLICT (id) DO NOTHING",
+    )
+});
+static GOES_ON: LazyLock<String> =
+    LazyLock::new(|| statement("UPDATE conversations SET last_asked_at = $13 WHERE id = $2"));
 
 pub async fn record(
     db: &PgPool,
@@ -72,18 +85,29 @@ pub async fn record(
     ctx: Option<&RequestContext>,
 ) -> Result<Uuid, kernel::Problem> {
     let id = Uuid::now_v7();
-    let mut tx = kernel::db::begin(db).await?;
-    // The conversation's row and the answer's in one statement (one round trip); the answer's
-    // foreign key is checked at the statement's end, when the conversation's row is there.
-    let sql = if a.new_conversation {
-        with_answer!(
-            "INSERT INTO conversations (id, chatbot_id, asker_id, started_at, last_asked_at) \
-             VALUES ($2, $3, $4, $13, $13) ON CONFLICT (id) DO NOTHING"
-        )
-    } else {
-        with_answer!("UPDATE conversations SET last_asked_at = $13 WHERE id = $2")
+    let data = QuestionAsked {
+        chatbot_slug: a.bot.slug.clone(),
+        owner_id: a.bot.owner_id,
+        question: a.question.to_owned(),
+        asker_role: a.asker_role.to_owned(),
+        answer_id: id,
+        supported: a.supported,
+        asked_at: a.asked_at,
     };
-    sqlx::query(sql)
+    let data = serde_json::to_value(data).map_err(kernel::Problem::internal)?;
+    let event = outbox::event(
+        crate::SERVICE,
+        QUESTION_ASKED,
+        &id.to_string(),
+        data,
+        ctx.map(|c| &c.trace),
+    )?;
+    let sql = if a.new_conversation {
+        &NEW_CONVERSATION
+    } else {
+        &GOES_ON
+    };
+    let q = sqlx::query(AssertSqlSafe(sql.as_str()))
         .bind(id)
         .bind(a.conversation_id)
         .bind(a.bot.id)
@@ -96,28 +120,7 @@ pub async fn record(
         .bind(a.model)
         .bind(sqlx::types::Json(a.citations))
         .bind(vector_literal(a.embedding))
-        .bind(a.asked_at)
-        .execute(&mut *tx)
-        .await?;
-    let data = QuestionAsked {
-        chatbot_slug: a.bot.slug.clone(),
-        owner_id: a.bot.owner_id,
-        question: a.question.to_owned(),
-        asker_role: a.asker_role.to_owned(),
-        answer_id: id,
-        supported: a.supported,
-        asked_at: a.asked_at,
-    };
-    let data = serde_json::to_value(data).map_err(kernel::Problem::internal)?;
-    outbox::publish(
-        &mut tx,
-        crate::SERVICE,
-        QUESTION_ASKED,
-        &id.to_string(),
-        data,
-        ctx.map(|c| &c.trace),
-    )
-    .await?;
-    tx.commit().await?;
+        .bind(a.asked_at);
+    outbox::bind_event(q, &event).execute(db).await?;
     Ok(id)
 }

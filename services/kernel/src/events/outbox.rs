@@ -22,30 +22,52 @@ pub fn notify_channel(schema: &str) -> String {
     channel
 }
 
+/// The outbox write and its notification, as the end of a statement whose earlier parameters
+/// are `$1..$before`: `queued AS (INSERT ...) SELECT pg_notify(...)`, to follow `WITH` and any
+/// common table expressions of the caller's own. Bind the caller's parameters, then
+/// [`bind_event`]. One statement makes the change and its event atomic without a transaction
+/// block, in one round trip (see `chat`'s answer record).
+pub fn queued_tail(before: usize) -> String {
+    let p = |i: usize| before + i;
+    // The row, and the notification that is delivered at commit (and not at all on rollback:
+    // exactly the events that exist). The channel is `notify_channel(current_schema())`,
+    // computed where the schema is known.
+    format!(
+        "queued AS (INSERT INTO outbox (id, event_type, envelope) VALUES (${}, ${}, ${})) \
+         SELECT pg_notify(left(${} || current_schema(), ${}), '')",
+        p(1),
+        p(2),
+        p(3),
+        p(4),
+        p(5)
+    )
+}
+
+/// Binds the parameters of [`queued_tail`] for `event`, after the statement's own.
+pub fn bind_event<'q>(
+    q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    event: &'q Event,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    q.bind(event.id)
+        .bind(&event.event_type)
+        .bind(sqlx::types::Json(event))
+        .bind(NOTIFY_PREFIX)
+        .bind(MAX_CHANNEL as i32)
+}
+
 /// Writes `event` into the outbox of the schema the connection's `search_path` names (the
 /// service's own). Call it inside the transaction that makes the change.
 pub async fn enqueue(tx: &mut PgConnection, event: &Event) -> Result<(), sqlx::Error> {
-    // One statement, one round trip: the row, and the notification that is delivered at commit
-    // (and not at all on rollback: exactly the events that exist). The channel is
-    // `notify_channel(current_schema())`, computed where the schema is known.
-    sqlx::query(
-        "WITH queued AS (INSERT INTO outbox (id, event_type, envelope) VALUES ($1, $2, $3)) \
-         SELECT pg_notify(left($4 || current_schema(), $5), '')",
-    )
-    .bind(event.id)
-    .bind(&event.event_type)
-    .bind(sqlx::types::Json(event))
-    .bind(NOTIFY_PREFIX)
-    .bind(MAX_CHANNEL as i32)
-    .execute(&mut *tx)
-    .await?;
+    static SQL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("WITH {}", queued_tail(0)));
+    bind_event(sqlx::query(sqlx::AssertSqlSafe(SQL.as_str())), event)
+        .execute(&mut *tx)
+        .await?;
     Ok(())
 }
 
-/// Builds an event of `service` about `subject`, continues the request's trace in it, and writes
-/// it to the outbox: what a service does for each domain event it publishes.
-pub async fn publish(
-    tx: &mut PgConnection,
+/// Builds an event of `service` about `subject` and continues the request's trace in it.
+pub fn event(
     service: &str,
     event_type: &str,
     subject: &str,
@@ -58,6 +80,20 @@ pub async fn publish(
     if let Some(t) = trace {
         event = event.with_trace(t);
     }
+    Ok(event)
+}
+
+/// Builds an event (see [`event`]) and writes it to the outbox: what a service does for each
+/// domain event it publishes.
+pub async fn publish(
+    tx: &mut PgConnection,
+    service: &str,
+    event_type: &str,
+    subject: &str,
+    data: serde_json::Value,
+    trace: Option<&crate::trace_context::TraceParent>,
+) -> Result<Event, crate::Problem> {
+    let event = event(service, event_type, subject, data, trace)?;
     enqueue(tx, &event).await?;
     Ok(event)
 }
@@ -74,5 +110,16 @@ mod tests {
         let channel = notify_channel(&long);
         assert_eq!(channel.len(), MAX_CHANNEL);
         assert!(channel.starts_with(NOTIFY_PREFIX));
+    }
+
+    #[test]
+    fn the_tail_numbers_its_parameters_after_the_callers() {
+        let tail = queued_tail(13);
+        assert!(tail.contains("VALUES ($14, $15, $16)"), "{tail}");
+        assert!(
+            tail.contains("left($17 || current_schema(), $18)"),
+            "{tail}"
+        );
+        assert!(queued_tail(0).contains("VALUES ($1, $2, $3)"));
     }
 }
