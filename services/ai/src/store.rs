@@ -49,16 +49,15 @@ async fn publish(
         chunk_count,
     };
     let data = serde_json::to_value(data).map_err(|e| StoreError::Outbox(e.to_string()))?;
-    outbox::publish(
-        tx,
+    let event = outbox::event(
         SERVICE,
         STATUS_CHANGED,
         &doc.document_id.to_string(),
         data,
         None,
     )
-    .await
     .map_err(|e| StoreError::Outbox(e.to_string()))?;
+    outbox::enqueue(tx, &event).await?;
     Ok(())
 }
 

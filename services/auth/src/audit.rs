@@ -51,13 +51,15 @@ pub async fn publish(
     data: Value,
     context: Option<&RequestContext>,
 ) -> Result<(), Problem> {
-    outbox::publish(
+    outbox::enqueue(
         tx,
-        SERVICE,
-        event_type,
-        subject,
-        data,
-        context.map(|c| &c.trace),
+        &outbox::event(
+            SERVICE,
+            event_type,
+            subject,
+            data,
+            context.map(|c| &c.trace),
+        )?,
     )
     .await?;
     Ok(())

@@ -139,13 +139,15 @@ pub async fn correction(
         question: question.clone(),
         answer: text.clone(),
     };
-    outbox::publish(
+    outbox::enqueue(
         &mut tx,
-        crate::SERVICE,
-        CORRECTION_SAVED,
-        &correction_id.to_string(),
-        serde_json::to_value(data).map_err(Problem::internal)?,
-        origin.ctx.as_ref().map(|c| &c.trace),
+        &outbox::event(
+            crate::SERVICE,
+            CORRECTION_SAVED,
+            &correction_id.to_string(),
+            serde_json::to_value(data).map_err(Problem::internal)?,
+            origin.ctx.as_ref().map(|c| &c.trace),
+        )?,
     )
     .await?;
     tx.commit().await?;

@@ -141,13 +141,15 @@ async fn publish(
 ) -> Result<(), Problem> {
     let data = serde_json::to_value(data).map_err(Problem::internal)?;
     let trace = ctx.0.as_ref().map(|c| &c.trace);
-    outbox::publish(
+    outbox::enqueue(
         tx,
-        crate::SERVICE,
-        event_type,
-        &subject.to_string(),
-        data,
-        trace,
+        &outbox::event(
+            crate::SERVICE,
+            event_type,
+            &subject.to_string(),
+            data,
+            trace,
+        )?,
     )
     .await?;
     Ok(())

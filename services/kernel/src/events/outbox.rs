@@ -66,7 +66,8 @@ pub async fn enqueue(tx: &mut PgConnection, event: &Event) -> Result<(), sqlx::E
     Ok(())
 }
 
-/// Builds an event of `service` about `subject` and continues the request's trace in it.
+/// Builds an event of `service` about `subject` and continues the request's trace in it: what a
+/// service writes with [`enqueue`] (or [`queued_tail`]) for each domain event it publishes.
 pub fn event(
     service: &str,
     event_type: &str,
@@ -80,21 +81,6 @@ pub fn event(
     if let Some(t) = trace {
         event = event.with_trace(t);
     }
-    Ok(event)
-}
-
-/// Builds an event (see [`event`]) and writes it to the outbox: what a service does for each
-/// domain event it publishes.
-pub async fn publish(
-    tx: &mut PgConnection,
-    service: &str,
-    event_type: &str,
-    subject: &str,
-    data: serde_json::Value,
-    trace: Option<&crate::trace_context::TraceParent>,
-) -> Result<Event, crate::Problem> {
-    let event = event(service, event_type, subject, data, trace)?;
-    enqueue(tx, &event).await?;
     Ok(event)
 }
 

@@ -66,13 +66,15 @@ pub(crate) async fn publish(
     ctx: &Context,
 ) -> Result<(), Problem> {
     let trace = ctx.0.as_ref().map(|c| &c.trace);
-    outbox::publish(
+    outbox::enqueue(
         tx,
-        crate::SERVICE,
-        event_type,
-        &subject.to_string(),
-        data,
-        trace,
+        &outbox::event(
+            crate::SERVICE,
+            event_type,
+            &subject.to_string(),
+            data,
+            trace,
+        )?,
     )
     .await?;
     Ok(())
