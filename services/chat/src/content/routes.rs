@@ -141,17 +141,14 @@ async fn publish(
 ) -> Result<(), Problem> {
     let data = serde_json::to_value(data).map_err(Problem::internal)?;
     let trace = ctx.0.as_ref().map(|c| &c.trace);
-    outbox::enqueue(
-        tx,
-        &outbox::event(
-            crate::SERVICE,
-            event_type,
-            &subject.to_string(),
-            data,
-            trace,
-        )?,
-    )
-    .await?;
+    let event = outbox::event(
+        crate::SERVICE,
+        event_type,
+        &subject.to_string(),
+        data,
+        trace,
+    )?;
+    outbox::enqueue(tx, &event).await?;
     Ok(())
 }
 

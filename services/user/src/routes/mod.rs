@@ -66,17 +66,14 @@ pub(crate) async fn publish(
     ctx: &Context,
 ) -> Result<(), Problem> {
     let trace = ctx.0.as_ref().map(|c| &c.trace);
-    outbox::enqueue(
-        tx,
-        &outbox::event(
-            crate::SERVICE,
-            event_type,
-            &subject.to_string(),
-            data,
-            trace,
-        )?,
-    )
-    .await?;
+    let event = outbox::event(
+        crate::SERVICE,
+        event_type,
+        &subject.to_string(),
+        data,
+        trace,
+    )?;
+    outbox::enqueue(tx, &event).await?;
     Ok(())
 }
 
