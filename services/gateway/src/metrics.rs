@@ -27,6 +27,7 @@ pub struct TargetLabel {
 pub struct GatewayMetrics {
     pub rate_limited: Family<ScopeLabel, Counter>,
     pub rate_limit_fallbacks: Counter,
+    pub rate_limit_redis_calls: Counter,
     /// 1 once the shared Redis limiter is connected.
     pub redis_connected: Gauge,
     pub upstream: Family<UpstreamLabels, Counter>,
@@ -47,6 +48,11 @@ impl GatewayMetrics {
             "gateway_rate_limit_fallbacks",
             "Rate-limit checks decided in process because Redis did not answer",
             m.rate_limit_fallbacks.clone(),
+        );
+        metrics.register(
+            "gateway_rate_limit_redis_calls",
+            "Rate-limit round trips to Redis (a hot key's leased allowance spares most of them)",
+            m.rate_limit_redis_calls.clone(),
         );
         metrics.register(
             "gateway_rate_limit_redis_connected",
