@@ -82,6 +82,8 @@ async fn a_hot_key_spends_leases_instead_of_a_redis_call_a_request() {
     let (checks, allowed) = hammer(&limiters, limits, far, 5_000).await;
     assert_eq!((checks, allowed), (20_000, 20_000));
     let calls = redis_calls(&limiters);
+    // The figure docs/benchmarks.md quotes (`--no-capture` shows it).
+    eprintln!("{calls} Redis calls for {checks} checks");
     // 64-unit leases once hot: some 20,000 / 64 ≈ 310 calls and the ramp; one a check unleased.
     assert!(
         calls < checks / 10,
@@ -111,6 +113,7 @@ async fn leased_allowance_never_lets_two_gateways_past_the_limit() {
     let elapsed = started.elapsed();
     // GCRA's bound over any window: the burst, and one more per emission interval.
     let most = 200 + (elapsed.as_micros() / emission.as_micros()) as u64;
+    eprintln!("{allowed} of {checks} checks admitted in {elapsed:?}; GCRA's bound {most}");
     assert!(
         allowed <= most,
         "{allowed} allowed in {elapsed:?}, at most {most}"
