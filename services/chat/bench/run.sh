@@ -114,7 +114,9 @@ REPEAT=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s se
 CPU2=$(cpu)
 # What PostgreSQL was asked during the repeated run, per ask (answered within the run or not:
 # the few in flight at its end make this a slight overestimate).
-STATEMENTS=$("${PSQL[@]}" -F ' ' -c "SELECT calls, regexp_replace(left(query, 90), '\s+', ' ', 'g')
+# With each statement's mean execution time (planning included), in µs.
+STATEMENTS=$("${PSQL[@]}" -F ' ' -c "SELECT calls, round(1000 * (total_exec_time + total_plan_time) / calls),
+    regexp_replace(left(query, 90), '\s+', ' ', 'g')
     FROM pg_stat_statements WHERE query NOT LIKE '%pg_stat_statements%' ORDER BY calls DESC")
 BASE=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --timeout 60s --latency -s services/chat/bench/public.lua "http://$PUBLIC" | grep '^RESULT')
 CPU3=$(cpu)
@@ -153,8 +155,10 @@ echo
 ASKS=$(field "$REPEAT" requests)
 echo "Statements per ask, the eight questions again and again ($ASKS asks; pg_stat_statements):"
 echo
-echo "| per ask | statement |"
-echo "|---|---|"
-echo "$STATEMENTS" | awk -v n="$ASKS" '{ c = $1; $1 = ""; t += c; printf "| %.2f |%s |\n", c / n, $0 } END { printf "| **%.1f** | all |\n", t / n }'
+echo "| per ask | mean µs executing | statement |"
+echo "|---|---|---|"
+echo "$STATEMENTS" | awk -v n="$ASKS" '{ c = $1; us = $2; $1 = ""; $2 = ""; t += c; e += c * us
+    printf "| %.2f | %d |%s |\n", c / n, us, $0 }
+    END { printf "| **%.1f** | **%.0f per ask** | all |\n", t / n, e / n }'
 echo
 echo "protostar RSS after the run: $RSS MiB; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
