@@ -93,7 +93,7 @@ impl Leases {
                 if wants.iter().any(|w| w.index == index) {
                     lease.spare = 0;
                 } else {
-                    lease.spare -= 1;
+                    lease.spare = lease.spare.saturating_sub(1);
                 }
             }
         }
