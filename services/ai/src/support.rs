@@ -9,8 +9,8 @@
 //! - **shared words**: the passage contains at least half of the question's keywords (Latin
 //!   words compared by their first five letters, so `migrate` meets `migration`; Hangul by
 //!   character bigrams), and is reasonably close (`lexical_similarity`);
-//! - **a standout**: the best passage is clearly closer than the other candidates, two at least (`margin`
-//!   above their mean).
+//! - **a standout**: the best passage is clearly closer than the other candidates (`margin`
+//!   above their mean; a passage with no other candidate is no standout).
 //!
 //! Across languages no word can be shared, and the model's similarities are lower and flatter
 //! still: a Korean question about the English résumé that it answers scored 0.762 against
@@ -40,9 +40,6 @@ pub struct Thresholds {
     pub floor: f64,
     pub pinned_similarity: f64,
 }
-
-/// Passages besides the best that the same-language standout rule compares it with.
-const MIN_RIVALS: usize = 2;
 
 /// The share of the question's keywords found in `text`.
 pub fn overlap(question: &HashSet<String>, text: &str) -> f64 {
@@ -86,11 +83,11 @@ pub fn supporting(
     sims.truncate(8);
     let best = sims.first().copied().unwrap_or(f64::MIN);
     let rest = &sims[sims.len().min(1)..];
-    // A standout needs a field to stand out of: a lone passage (a chatbot with one short
-    // document, or the last one left while others are being deleted) is as close to a pizza
-    // question as to any other, so it supports only through shared words.
-    let mean_rest =
-        (rest.len() >= MIN_RIVALS).then(|| rest.iter().sum::<f64>() / rest.len() as f64);
+    // A same-language standout needs a field to stand out of: a lone passage (a chatbot with
+    // one short document, or the last one left while others are being deleted) is as close to
+    // a pizza question as to any other, so in the question's language it supports only
+    // through shared words. (Across languages the floor alone decides, as for any field.)
+    let mean_rest = (!rest.is_empty()).then(|| rest.iter().sum::<f64>() / rest.len() as f64);
     let standout = |c: &RetrievedChunk| {
         let s = sim(c);
         if s < best - 1e-9 {
@@ -217,6 +214,10 @@ mod tests {
         let rust = "How many years of embedded Rust does Nova have?";
         let kept = supporting(rust, "Nova", lone("Ten years of embedded Rust."), T, 4);
         assert_eq!(kept.len(), 1, "{kept:?}");
+        // One other candidate is a field: clearly closer than it stands out.
+        let mut two = lone("Ten years of embedded Rust.");
+        two.push(chunk("Hiking.", 0.70, false));
+        assert_eq!(supporting(pizza, "Nova", two, T, 4).len(), 1);
     }
 
     #[test]

@@ -107,17 +107,22 @@ pub fn valid_schema(name: &str) -> bool {
 /// already a transaction in progress"). Upstream: transact-rs/sqlx#4393.
 ///
 /// Here the `BEGIN` runs on a task of its own, which finishes whether or not the caller still
-/// waits; a transaction nobody takes is dropped there and rolled back like any other.
+/// waits; a transaction nobody takes is dropped there and rolled back like any other. (The
+/// task also waits for the connection: a request abandoned while the pool is exhausted still
+/// costs a BEGIN and a ROLLBACK once a connection frees up. sqlx has no stable way to begin on
+/// a connection acquired beforehand, which would avoid that.)
 pub async fn begin(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
     let pool = pool.clone();
     #[allow(clippy::disallowed_methods)] // the one place that may
-    tokio::spawn(async move { pool.begin().await })
-        .await
-        .map_err(|e| {
-            sqlx::Error::Io(std::io::Error::other(format!(
-                "starting a transaction: {e}"
-            )))
-        })?
+    let task = tokio::spawn(async move { pool.begin().await });
+    match task.await {
+        Ok(begun) => begun,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        // The runtime is shutting down.
+        Err(e) => Err(sqlx::Error::Io(std::io::Error::other(format!(
+            "starting a transaction: {e}"
+        )))),
+    }
 }
 
 impl Database {

@@ -99,6 +99,18 @@ async fn left_in_a_transaction(pool: &sqlx::PgPool) -> bool {
         .get(0)
 }
 
+/// Waits until the pool's one session is idle again: its release after use (a ping) is done.
+async fn back_in_the_pool(pool: &sqlx::PgPool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while pool.num_idle() < 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the session never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 /// A request dropped while its transaction is starting (a client hanging up) must not leave the
 /// pooled session inside that transaction, where the next borrower's statements would run.
 /// sqlx's own `Pool::begin` does (transact-rs/sqlx#4393); the first half shows it still does,
@@ -121,8 +133,7 @@ async fn a_transaction_dropped_while_starting_leaves_nothing_open() {
     // Dropped after one poll, which sent BEGIN; once in a while its answer is already there
     // and the transaction begins (and rolls back) normally: then again.
     for _ in 0..20 {
-        // The session is back in the pool once its release (a ping) is done.
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        back_in_the_pool(&spoilt).await;
         #[allow(clippy::disallowed_methods)]
         let mut begin = pin!(spoilt.begin());
         if matches!(futures::poll!(&mut begin), Poll::Pending) {
@@ -137,7 +148,7 @@ async fn a_transaction_dropped_while_starting_leaves_nothing_open() {
     let pool = pool();
     assert!(!left_in_a_transaction(&pool).await);
     for turns in 0..20 {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        back_in_the_pool(&pool).await;
         let mut begin = pin!(kernel::db::begin(&pool));
         let _ = futures::poll!(&mut begin);
         // Its task gets as far as it gets before the caller goes away.

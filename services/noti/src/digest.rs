@@ -94,8 +94,7 @@ pub async fn run(notifier: &Notifier) -> Result<DigestReport, sqlx::Error> {
             )
             .collect();
         let mut conn = pool.acquire().await?;
-        let settings = store::settings(&mut conn, owner).await?;
-        let recipient = store::recipient(&mut conn, owner).await?;
+        let (settings, recipient) = store::settings_and_recipient(&mut conn, owner).await?;
         drop(conn);
         // An owner who switched notifications off (or whose account is gone) gets nothing.
         let outcome = if items.is_empty() || settings.mode == store::Mode::Off {

@@ -1,13 +1,17 @@
 //! Allowance taken from Redis ahead of need. A hot key (one whose lease ran out within a lease's
 //! lifetime of the last) asks Redis for twice as many units as last time, up to a quarter of its
 //! burst, a tenth of a second of its rate, and [`MAX_UNITS`]; a key that cools down starts again
-//! at one unit a call, which is exactly the unleased check. Units a gateway leased and did not
-//! spend within the lifetime go back to Redis with that key's next lease.
+//! at one unit a call, which is exactly the unleased check. Units not spent within the lifetime
+//! are dropped, not given back: by then the key's count in Redis may have moved past them (it
+//! runs behind the clock when the key is quiet), and handing them back would count them twice.
 //!
-//! Taking `n` units now is `n` requests arriving now as far as GCRA is concerned; spending them
-//! later can only be less bursty than that, so leases never let more through than the limit.
-//! What they cost is the other way: while one gateway holds units, another may be refused up to
-//! that many early.
+//! What leases change: every unit still comes from Redis, so over any stretch of time the
+//! gateways together admit no more than the rate allows (the burst, and one unit per emission
+//! interval). Within it, a unit taken at one moment may be spent up to a lifetime later, next to
+//! units another gateway takes then, so a burst can exceed the configured one by up to the
+//! units one lease holds per gateway (at most a quarter of the burst each). The other way,
+//! units leased by one gateway and not spent are missing to the others until the key's count
+//! catches up (at most a tenth of a second of its rate).
 
 use super::{Clock, Limit};
 use std::collections::HashMap;
@@ -45,8 +49,6 @@ pub(super) struct Want {
     pub index: usize,
     /// Units wanted (one for this request, the rest leased).
     pub units: u64,
-    /// Units of an expired lease, given back.
-    pub give_back: u64,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -81,13 +83,9 @@ impl Leases {
             } else {
                 1
             };
-            wants.push(Want {
-                index,
-                units,
-                give_back: lease.spare,
-            });
+            wants.push(Want { index, units });
         }
-        // Set aside (or spend) the units there are; forget expired ones that go back.
+        // Set aside (or spend) the units there are; expired ones are dropped.
         for (index, limit) in limits.iter().enumerate() {
             if let Some(lease) = keys.get_mut(&limit.key) {
                 if wants.iter().any(|w| w.index == index) {
@@ -183,16 +181,7 @@ mod tests {
         for _ in 0..8 {
             let units = ask(now);
             sizes.push(units);
-            leases.granted(
-                &l,
-                &[Want {
-                    index: 0,
-                    units,
-                    give_back: 0,
-                }],
-                &[units],
-                now,
-            );
+            leases.granted(&l, &[Want { index: 0, units }], &[units], now);
             // Spend the lease.
             for _ in 1..units {
                 assert_eq!(leases.take(&l, now), Plan::Spent);
@@ -206,23 +195,16 @@ mod tests {
     }
 
     #[test]
-    fn expired_units_go_back_and_set_aside_ones_return_on_refusal() {
+    fn expired_units_are_dropped_and_set_aside_ones_return_on_refusal() {
         let leases = Leases::default();
         let ip = limit("ip", 6_000_000, 1_000_000);
         let sub = limit("sub", 6_000_000, 1_000_000);
         let both = [ip.clone(), sub.clone()];
-        let w = |index, units, give_back| Want {
-            index,
-            units,
-            give_back,
-        };
+        let w = |index, units| Want { index, units };
         // Both leased four (after a first lease of one, which made them hot).
-        leases.granted(&both, &[w(0, 1, 0), w(1, 1, 0)], &[1, 1], 0);
-        assert_eq!(
-            leases.take(&both, 5),
-            Plan::Ask(vec![w(0, 2, 0), w(1, 2, 0)])
-        );
-        leases.granted(&both, &[w(0, 2, 0), w(1, 2, 0)], &[4, 4], 5);
+        leases.granted(&both, &[w(0, 1), w(1, 1)], &[1, 1], 0);
+        assert_eq!(leases.take(&both, 5), Plan::Ask(vec![w(0, 2), w(1, 2)]));
+        leases.granted(&both, &[w(0, 2), w(1, 2)], &[4, 4], 5);
         // Three spare each; one request spends one of each.
         assert_eq!(leases.take(&both, 6), Plan::Spent);
         // The subject's lease runs out elsewhere (two more requests for it alone).
@@ -233,7 +215,7 @@ mod tests {
         let Plan::Ask(wants) = leases.take(&both, 8) else {
             panic!("the subject's lease is spent");
         };
-        assert_eq!(wants, [w(1, 4, 0)]);
+        assert_eq!(wants, [w(1, 4)]);
         // ...and comes back when Redis refuses: two spare, as before.
         leases.refused(&both, &wants);
         assert_eq!(leases.take(std::slice::from_ref(&ip), 9), Plan::Spent);
@@ -241,14 +223,14 @@ mod tests {
         let later = 5 + LIFETIME_US + 1;
         assert_eq!(
             leases.take(std::slice::from_ref(&ip), later),
-            Plan::Ask(vec![w(0, 1, 0)])
+            Plan::Ask(vec![w(0, 1)])
         );
-        // A unit left unspent past the lifetime goes back with the next ask, once.
-        leases.granted(std::slice::from_ref(&ip), &[w(0, 1, 0)], &[1], later);
+        // A unit left unspent past the lifetime is dropped: the next request asks Redis.
+        leases.granted(std::slice::from_ref(&ip), &[w(0, 1)], &[1], later);
         let l = [ip.clone()];
-        leases.granted(&l, &[w(0, 2, 0)], &[2], later);
+        leases.granted(&l, &[w(0, 2)], &[2], later);
         let expired = later + LIFETIME_US;
-        assert_eq!(leases.take(&l, expired), Plan::Ask(vec![w(0, 1, 1)]));
-        assert_eq!(leases.take(&l, expired), Plan::Ask(vec![w(0, 1, 0)]));
+        assert_eq!(leases.take(&l, expired), Plan::Ask(vec![w(0, 1)]));
+        assert_eq!(leases.take(&l, expired), Plan::Ask(vec![w(0, 1)]));
     }
 }

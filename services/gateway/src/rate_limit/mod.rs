@@ -9,9 +9,9 @@
 //!
 //! A Redis round trip per request would cost more than the rest of the gateway's work, so a
 //! key that is hot (a busy address or subject) takes its allowance from Redis a few units at a
-//! time, a lease spent in process (`lease`): Redis still hands out every unit, so the limit
-//! across gateways holds; a lease covers at most a tenth of a second of the key's rate, and what
-//! one gateway leased and did not spend is given back with its next lease.
+//! time, a lease spent in process (`lease`): Redis still hands out every unit, so the rate
+//! across gateways holds; a lease covers at most a tenth of a second of the key's rate and a
+//! quarter of its burst, which bounds what it changes (see `lease`).
 
 mod lease;
 mod local;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// All limits pass, or none is charged: checking the first and refusing on the second must not
 /// spend the first one's allowance. Per key, ARGV holds the emission interval, the burst
-/// tolerance, the units wanted and the units given back; each key grants as many of the wanted
+/// tolerance and the units wanted; each key grants as many of the wanted
 /// units as its allowance holds, at least one or the request is refused. Answers `{1, granted...}`
 /// or `{0, index of the refusing key, microseconds until it has room}`. Times are microseconds;
 /// they are stored with `%d` because Lua turns a number into a string with 14 significant
@@ -20,11 +20,10 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local next_tats = {}
 local granted = {1}
 for i = 1, #KEYS do
-  local emission = tonumber(ARGV[4 * i - 3])
-  local tolerance = tonumber(ARGV[4 * i - 2])
-  local wanted = tonumber(ARGV[4 * i - 1])
-  local given_back = tonumber(ARGV[4 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now) - given_back * emission
+  local emission = tonumber(ARGV[3 * i - 2])
+  local tolerance = tonumber(ARGV[3 * i - 1])
+  local wanted = tonumber(ARGV[3 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
   if tat < now then tat = now end
   local room = tolerance - (tat - now)
   if room < 0 then
@@ -148,8 +147,7 @@ impl RedisGcra {
             invocation
                 .arg(limit.emission_us)
                 .arg(limit.tolerance_us)
-                .arg(want.units)
-                .arg(want.give_back);
+                .arg(want.units);
         }
         self.metrics.rate_limit_redis_calls.inc();
         let answer: Vec<i64> =
