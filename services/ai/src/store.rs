@@ -9,21 +9,9 @@ use kernel::events::outbox;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub const SERVICE: &str = "ai";
+pub use kernel::db::vector_literal;
 
-/// pgvector's text form, `[0.1,0.2,...]`, bound as text and cast to `vector` in SQL.
-pub fn vector_literal(v: &[f32]) -> String {
-    let mut s = String::with_capacity(v.len() * 12 + 2);
-    s.push('[');
-    for (i, x) in v.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&x.to_string());
-    }
-    s.push(']');
-    s
-}
+pub const SERVICE: &str = "ai";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -208,12 +196,4 @@ pub async fn delete(tx: &mut PgConnection, d: &Deleted) -> Result<(), StoreError
         .execute(&mut *tx)
         .await?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn vector_text_form() {
-        assert_eq!(super::vector_literal(&[0.5, -1.0, 0.25]), "[0.5,-1,0.25]");
-    }
 }

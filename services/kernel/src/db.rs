@@ -98,6 +98,21 @@ pub fn valid_schema(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
+/// pgvector's text form, `[0.1,0.2,...]`, bound as text and cast to `vector` in SQL
+/// (ai's chunks and queries, chat's question embeddings).
+pub fn vector_literal(v: &[f32]) -> String {
+    let mut s = String::with_capacity(v.len() * 12 + 2);
+    s.push('[');
+    for (i, x) in v.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(&x.to_string());
+    }
+    s.push(']');
+    s
+}
+
 /// Starts a transaction on `pool`. Use this, never `Pool::begin` (clippy.toml forbids it):
 /// sqlx 0.9's `begin` is not cancel-safe on PostgreSQL. It sends `BEGIN` and counts the
 /// transaction only once the answer is read, so a future dropped in between (a client that
@@ -247,5 +262,13 @@ impl Database {
         }
         self.migrated.store(true, Ordering::Release);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn vector_text_form() {
+        assert_eq!(super::vector_literal(&[0.5, -1.0, 0.25]), "[0.5,-1,0.25]");
     }
 }

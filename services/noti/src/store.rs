@@ -93,11 +93,10 @@ impl Default for Settings {
     }
 }
 
-/// An owner's settings row as read, `None` when they never chose.
-type SettingsRow = Option<(String, bool, Option<String>, Option<String>)>;
-
 impl Settings {
-    fn from_row(row: SettingsRow) -> Self {
+    /// An owner's settings row as read (mode, e-mail on, webhook, locale); `None` when they
+    /// never chose.
+    fn from_row(row: Option<(String, bool, Option<String>, Option<String>)>) -> Self {
         match row {
             Some((mode, email, discord_webhook_url, locale)) => Settings {
                 mode: Mode::parse(&mode).unwrap_or(Mode::Instant),
@@ -111,13 +110,7 @@ impl Settings {
 }
 
 pub async fn settings(tx: &mut PgConnection, owner: Uuid) -> Result<Settings, sqlx::Error> {
-    let row: SettingsRow = sqlx::query_as(
-        "SELECT mode, email, discord_webhook_url, locale FROM owner_settings WHERE owner_id = $1",
-    )
-    .bind(owner)
-    .fetch_optional(tx)
-    .await?;
-    Ok(Settings::from_row(row))
+    Ok(settings_and_recipient(tx, owner).await?.0)
 }
 
 /// An owner's settings and, when noti has seen them register, their address: what telling

@@ -46,13 +46,6 @@ pub async fn owns_conversation(
     .await
 }
 
-fn vector_literal(v: &[f32]) -> Option<String> {
-    (v.len() == 384).then(|| {
-        let parts: Vec<String> = v.iter().map(|x| x.to_string()).collect();
-        format!("[{}]", parts.join(","))
-    })
-}
-
 /// The statement that keeps an answer: the conversation's row (`$conversation`, over the same
 /// parameters), the answer's, and `chat.question_asked` in the outbox, one statement and so one
 /// atomic change without a transaction block, in one round trip. The answer's foreign key is
@@ -119,7 +112,9 @@ pub async fn record(
         .bind(a.support)
         .bind(a.model)
         .bind(sqlx::types::Json(a.citations))
-        .bind(vector_literal(a.embedding))
+        // The column holds the local model's 384 dimensions; an embedding of another model
+        // (or none) is kept as NULL, which insights' clusters leave out.
+        .bind((a.embedding.len() == 384).then(|| kernel::db::vector_literal(a.embedding)))
         .bind(a.asked_at);
     outbox::bind_event(q, &event).execute(db).await?;
     Ok(id)

@@ -153,25 +153,20 @@ impl Leases {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Rate;
-
-    fn limit(key: &str, per_minute: u32, burst: u32) -> Limit {
-        Limit::new("ip", key.into(), Rate { per_minute, burst })
-    }
 
     #[test]
     fn a_slow_key_never_leases() {
         // Ten a minute: a tenth of a second holds no unit of it.
-        assert_eq!(cap(&limit("slow", 10, 100)), 1);
+        assert_eq!(cap(&Limit::ip("slow", 10, 100)), 1);
         // A small burst leases little even when fast.
-        assert_eq!(cap(&limit("narrow", 6_000_000, 8)), 2);
-        assert_eq!(cap(&limit("fast", 6_000_000, 1_000_000)), MAX_UNITS);
+        assert_eq!(cap(&Limit::ip("narrow", 6_000_000, 8)), 2);
+        assert_eq!(cap(&Limit::ip("fast", 6_000_000, 1_000_000)), MAX_UNITS);
     }
 
     #[test]
     fn a_hot_key_doubles_its_lease_and_a_cold_one_starts_again() {
         let leases = Leases::default();
-        let l = [limit("hot", 6_000_000, 1_000_000)];
+        let l = [Limit::ip("hot", 6_000_000, 1_000_000)];
         let ask = |now| match leases.take(&l, now) {
             Plan::Ask(w) => w[0].units,
             Plan::Spent => 0,
@@ -197,8 +192,8 @@ mod tests {
     #[test]
     fn expired_units_are_dropped_and_set_aside_ones_return_on_refusal() {
         let leases = Leases::default();
-        let ip = limit("ip", 6_000_000, 1_000_000);
-        let sub = limit("sub", 6_000_000, 1_000_000);
+        let ip = Limit::ip("ip", 6_000_000, 1_000_000);
+        let sub = Limit::ip("sub", 6_000_000, 1_000_000);
         let both = [ip.clone(), sub.clone()];
         let w = |index, units| Want { index, units };
         // Both leased four (after a first lease of one, which made them hot).

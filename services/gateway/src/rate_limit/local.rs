@@ -49,14 +49,10 @@ mod tests {
     use super::*;
     use crate::config::Rate;
 
-    fn limit(key: &str, per_minute: u32, burst: u32) -> Limit {
-        Limit::new("ip", key.into(), Rate { per_minute, burst })
-    }
-
     #[test]
     fn a_burst_passes_then_the_rate_holds() {
         let g = LocalGcra::default();
-        let l = [limit("a", 60, 5)];
+        let l = [Limit::ip("a", 60, 5)];
         for i in 0..5 {
             assert_eq!(g.check(&l, 1_000_000), Decision::Allow, "request {i}");
         }
@@ -68,14 +64,17 @@ mod tests {
         assert_eq!(g.check(&l, 2_000_000), Decision::Allow);
         assert!(matches!(g.check(&l, 2_000_000), Decision::Deny { .. }));
         // Keys are independent.
-        assert_eq!(g.check(&[limit("b", 60, 5)], 2_000_000), Decision::Allow);
+        assert_eq!(
+            g.check(&[Limit::ip("b", 60, 5)], 2_000_000),
+            Decision::Allow
+        );
     }
 
     #[test]
     fn rates_above_one_a_millisecond_hold() {
         // 6,000,000 a minute is one every 10 µs; milliseconds could not tell it from 60,000.
         let g = LocalGcra::default();
-        let l = [limit("fast", 6_000_000, 1)];
+        let l = [Limit::ip("fast", 6_000_000, 1)];
         assert_eq!(g.check(&l, 0), Decision::Allow);
         match g.check(&l, 5) {
             Decision::Deny { retry_after, .. } => assert_eq!(retry_after.as_micros(), 5),
@@ -88,7 +87,7 @@ mod tests {
     #[test]
     fn a_refusal_on_one_limit_charges_none() {
         let g = LocalGcra::default();
-        let ip = limit("ip", 60, 10);
+        let ip = Limit::ip("ip", 60, 10);
         let sub = Limit::new(
             "subject",
             "sub".into(),

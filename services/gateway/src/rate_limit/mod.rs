@@ -44,6 +44,12 @@ impl Limit {
         }
     }
 
+    /// An address limit, for the tests of this module's parts.
+    #[cfg(test)]
+    fn ip(key: &str, per_minute: u32, burst: u32) -> Self {
+        Self::new("ip", key.into(), Rate { per_minute, burst })
+    }
+
     /// The requests allowed at once.
     fn burst(&self) -> u64 {
         self.tolerance_us / self.emission_us + 1
