@@ -76,6 +76,49 @@ async fn committed_events_are_applied_once_and_rolled_back_ones_never_exist() {
 }
 
 #[tokio::test]
+async fn waiting_events_are_applied_in_batches_and_a_failed_batch_goes_one_by_one() {
+    let (_db, _producer, consumer) = two_services().await;
+    let bus = Bus::local();
+    let stop = CancellationToken::new();
+    let t = unique_type();
+    let probe = std::sync::Arc::new(BatchProbe::new(7));
+    bus.start_consumer(
+        Subscription::new(
+            "batcher",
+            &[t.as_str()],
+            consumer.clone(),
+            ProbeRef(probe.clone()),
+        )
+        .with_retry(fast_retry(3))
+        .with_batch(8),
+        stop.clone(),
+    );
+    // Published at once, as a relay's look does: they wait together in the consumer's inbox.
+    let events = numbered(&t, 40);
+    bus.publish(&events).await.unwrap();
+    assert!(
+        probe.failed.load(std::sync::atomic::Ordering::SeqCst),
+        "the poison was seen"
+    );
+    let txs = assert_batched_once(&consumer, &events).await;
+    // 40 events in batches of 8 at most: at least 5 transactions, and the poisoned batch's
+    // events each in one of their own afterwards.
+    assert!(txs >= 5, "{txs}");
+
+    // Redelivered, together: duplicates, nothing applied twice.
+    bus.publish(&events).await.unwrap();
+    assert_batched_once(&consumer, &events).await;
+    let metrics = kernel::telemetry::Metrics::new().encode();
+    assert!(
+        metrics.contains(
+            "protostar_events_consumed_total{consumer=\"batcher\",outcome=\"duplicate\"} 40"
+        ),
+        "{metrics}"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn transient_failures_are_retried_and_permanent_ones_parked_with_the_reason() {
     let (_db, producer, consumer) = two_services().await;
     let bus = Bus::local();

@@ -216,3 +216,44 @@ async fn a_broker_outage_delays_events_and_loses_none() {
     bus.check().await.unwrap();
     stop.cancel();
 }
+
+#[tokio::test]
+async fn deliveries_waiting_together_are_applied_in_batches() {
+    let (_db, _producer, consumer) = two_services().await;
+    let url = stack_env("PROTOSTAR_TEST_BROKER_URL");
+    let bus = Bus::rabbit(&url);
+    let stop = CancellationToken::new();
+    let t = unique_type();
+    let name = format!("batch_{}", uuid::Uuid::new_v4().simple());
+    let probe = std::sync::Arc::new(BatchProbe::new(3));
+    let sub = Subscription::new(
+        &name,
+        &[t.as_str()],
+        consumer.clone(),
+        ProbeRef(probe.clone()),
+    )
+    .with_retry(fast_retry(3))
+    .with_batch(8);
+    // The queue first, with no one consuming: what is published waits in it, and the consumer
+    // started afterwards is handed a prefetch's worth at once.
+    let first = CancellationToken::new();
+    bus.start_consumer(sub.clone(), first.clone());
+    wait_for_consumer(&url, &name).await;
+    first.cancel();
+    wait_for_no_consumer(&url, &name).await;
+    let events = numbered(&t, 40);
+    bus.publish(&events).await.unwrap();
+    bus.start_consumer(sub, stop.clone());
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            count(&consumer, "SELECT count(*) FROM processed_events").await == 40
+        })
+        .await
+    );
+    assert!(
+        probe.failed.load(std::sync::atomic::Ordering::SeqCst),
+        "the poison was seen"
+    );
+    assert_batched_once(&consumer, &events).await;
+    stop.cancel();
+}

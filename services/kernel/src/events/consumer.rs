@@ -5,13 +5,21 @@
 //! redelivery finds the id and changes nothing. A failing handler is retried with exponential
 //! backoff; after the last attempt (or at once, for a permanent error or a message that is not
 //! an event) the delivery is parked in `dead_letters` with the reason, and acknowledged.
+//!
+//! A subscription may take deliveries in batches ([`Subscription::with_batch`]): the deliveries
+//! that are waiting together are applied in one transaction (one BEGIN, one insert of their
+//! processed-event records, one COMMIT instead of those per event). Should any of them fail, the
+//! whole transaction is rolled back and each is processed on its own as above, so a batch changes
+//! how many round trips the database sees, never what is applied or parked.
 
 use super::{Event, dead_letter};
 use crate::db::Database;
 use futures::future::BoxFuture;
 use sqlx::PgConnection;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use uuid::Uuid;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandlerError {
@@ -77,6 +85,9 @@ pub struct Subscription {
     /// transaction while the handler runs, so a slow handler that needs more connections of the
     /// same pool (ai's ingestion) sets this below the pool's size.
     pub concurrency: Option<usize>,
+    /// Deliveries applied in one transaction at most (1: each in its own). Only what is already
+    /// waiting is taken together; nothing is held back to fill a batch.
+    pub batch: usize,
 }
 
 impl Subscription {
@@ -88,7 +99,24 @@ impl Subscription {
             handler: Arc::new(handler),
             retry: RetryPolicy::default(),
             concurrency: None,
+            batch: 1,
         }
+    }
+
+    /// Applies up to `n` (at least 1) waiting deliveries in one transaction. For handlers that
+    /// are quick and touch only their own schema: a batch holds its transaction (and so the row
+    /// locks its handlers take) until the last of them is done, and one failure makes every
+    /// event of the batch go through again one by one. A handler's effects outside the
+    /// transaction must already be safe to repeat (as they must be for a redelivery).
+    pub fn with_batch(mut self, n: usize) -> Self {
+        self.batch = n.max(1);
+        self
+    }
+
+    /// The deliveries taken together under a bus limit of `bus_limit` in flight: never more than
+    /// may be in flight at once.
+    pub fn batch_size(&self, bus_limit: usize) -> usize {
+        self.batch.min(self.limit(bus_limit)).max(1)
     }
 
     /// At most `n` (at least 1) deliveries in flight, whatever the bus would allow.
@@ -186,6 +214,76 @@ pub async fn process(sub: &Subscription, payload: &[u8]) -> Disposition {
         sub.retry.max_attempts,
     )
     .await
+}
+
+/// Deliveries that were waiting together: applied in one transaction when there are several,
+/// all of them events, and every handler succeeds; otherwise each through [`process`]. Returns
+/// one disposition per payload, in order.
+pub async fn process_batch(sub: &Subscription, payloads: &[&[u8]]) -> Vec<Disposition> {
+    if payloads.len() > 1 {
+        let events: Option<Vec<Event>> =
+            payloads.iter().map(|p| Event::from_bytes(p).ok()).collect();
+        if let Some(events) = events {
+            match try_batch(sub, &events).await {
+                Ok(applied) => {
+                    for (event, first) in events.iter().zip(applied) {
+                        let outcome = if first { "applied" } else { "duplicate" };
+                        super::metrics::consumed(&sub.name, outcome);
+                        tracing::debug!(
+                            consumer = %sub.name,
+                            event_id = %event.id,
+                            event_type = %event.event_type,
+                            batch = events.len(),
+                            "event {outcome}"
+                        );
+                    }
+                    return vec![Disposition::Ack; payloads.len()];
+                }
+                Err(e) => tracing::debug!(
+                    consumer = %sub.name,
+                    batch = events.len(),
+                    error = %e,
+                    "a batch failed; its events go one by one"
+                ),
+            }
+        }
+    }
+    let mut outcomes = Vec::with_capacity(payloads.len());
+    for payload in payloads {
+        outcomes.push(process(sub, payload).await);
+    }
+    outcomes
+}
+
+/// One transaction for the whole batch. Returns, per event, whether this was its first
+/// application (false: processed before, or earlier in the same batch).
+async fn try_batch(sub: &Subscription, events: &[Event]) -> Result<Vec<bool>, HandlerError> {
+    let mut tx = sub.db.begin().await?;
+    let mut ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    // In one order, so that two batches sharing events (redeliveries) queue on the primary key
+    // instead of deadlocking.
+    ids.sort_unstable();
+    let mut fresh: HashSet<Uuid> = sqlx::query_scalar(
+        "INSERT INTO processed_events (consumer, event_id) \
+         SELECT $1, id FROM unnest($2::uuid[]) AS batch(id) ORDER BY id \
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(&sub.name)
+    .bind(&ids)
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .collect();
+    let mut applied = Vec::with_capacity(events.len());
+    for event in events {
+        let first = fresh.remove(&event.id);
+        if first {
+            sub.handler.handle(&mut tx, event).await?;
+        }
+        applied.push(first);
+    }
+    tx.commit().await?;
+    Ok(applied)
 }
 
 async fn try_once(sub: &Subscription, event: &Event) -> Attempt {

@@ -95,18 +95,27 @@ impl LocalBus {
         let consumers = self.consumers.clone();
         tokio::spawn(async move {
             let limit = Arc::new(Semaphore::new(sub.limit(CONCURRENCY)));
+            let batch = sub.batch_size(CONCURRENCY);
             loop {
-                let delivery = tokio::select! {
+                // What is waiting, up to a batch; at least one.
+                let mut deliveries = Vec::with_capacity(batch);
+                let got = tokio::select! {
                     _ = stop.cancelled() => break,
-                    d = rx.recv() => match d { Some(d) => d, None => break },
+                    n = rx.recv_many(&mut deliveries, batch) => n,
                 };
-                let Ok(permit) = limit.clone().acquire_owned().await else {
+                if got == 0 {
+                    break;
+                }
+                let Ok(permit) = limit.clone().acquire_many_owned(permits(got)).await else {
                     break;
                 };
                 let sub = sub.clone();
                 tokio::spawn(async move {
-                    let outcome = consumer::process(&sub, &delivery.payload).await;
-                    let _ = delivery.done.send(outcome);
+                    let payloads: Vec<&[u8]> = deliveries.iter().map(|d| &*d.payload).collect();
+                    let outcomes = consumer::process_batch(&sub, &payloads).await;
+                    for (delivery, outcome) in deliveries.into_iter().zip(outcomes) {
+                        let _ = delivery.done.send(outcome);
+                    }
                     drop(permit);
                 });
             }
@@ -115,6 +124,11 @@ impl LocalBus {
             }
         })
     }
+}
+
+/// A batch is never larger than the semaphore (see [`Subscription::batch_size`]).
+fn permits(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 async fn deliver(

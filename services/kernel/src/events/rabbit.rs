@@ -241,7 +241,7 @@ impl RabbitBus {
             )
             .await?;
         }
-        let mut deliveries = ch
+        let deliveries = ch
             .basic_consume(
                 queue.clone().into(),
                 format!("{}-{}", sub.name, uuid::Uuid::new_v4().simple()).into(),
@@ -251,48 +251,70 @@ impl RabbitBus {
             .await?;
         tracing::info!(consumer = %sub.name, queue = %queue, "consuming");
         let limit = Arc::new(Semaphore::new(in_flight));
+        // What the broker has already sent us, up to a batch (at least one).
+        let mut deliveries = deliveries.ready_chunks(sub.batch_size(in_flight));
         loop {
             let next = tokio::select! {
                 _ = stop.cancelled() => break,
                 d = deliveries.next() => d,
             };
-            let delivery = match next {
-                Some(Ok(d)) => d,
-                Some(Err(e)) => return Err(e.into()),
-                None => {
-                    return Err(BusError::Broker(
-                        "the consumer was cancelled by the broker".into(),
-                    ));
+            let Some(chunk) = next else {
+                return Err(BusError::Broker(
+                    "the consumer was cancelled by the broker".into(),
+                ));
+            };
+            let mut lost = None;
+            let mut batch = Vec::with_capacity(chunk.len());
+            for d in chunk {
+                match d {
+                    Ok(d) => batch.push(d),
+                    Err(e) => lost = Some(e),
                 }
-            };
-            let Ok(permit) = limit.clone().acquire_owned().await else {
-                break;
-            };
-            let sub = sub.clone();
-            tokio::spawn(async move {
-                let outcome = consumer::process(&sub, &delivery.data).await;
-                let acked = match outcome {
-                    Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
-                    Disposition::Requeue => {
-                        // Our database is down; give it a moment before the message returns.
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        delivery
-                            .acker
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                ..Default::default()
-                            })
-                            .await
-                    }
+            }
+            if !batch.is_empty() {
+                let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+                let Ok(permit) = limit.clone().acquire_many_owned(n).await else {
+                    break;
                 };
-                // A lost ack means a redelivery, which the processed-event record absorbs.
-                if let Err(e) = acked {
-                    tracing::warn!(consumer = %sub.name, error = %e, "acknowledgement lost");
-                }
-                drop(permit);
-            });
+                let sub = sub.clone();
+                tokio::spawn(async move {
+                    let payloads: Vec<&[u8]> = batch.iter().map(|d| d.data.as_slice()).collect();
+                    let outcomes = consumer::process_batch(&sub, &payloads).await;
+                    if outcomes.contains(&Disposition::Requeue) {
+                        // Our database is down; give it a moment before the messages return.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    for (delivery, outcome) in batch.iter().zip(outcomes) {
+                        settle(&sub, delivery, outcome).await;
+                    }
+                    drop(permit);
+                });
+            }
+            if let Some(e) = lost {
+                return Err(e.into());
+            }
         }
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.close(0, "stopping".into())).await;
         Ok(())
+    }
+}
+
+/// Acknowledges a delivery, or returns it to the queue when its outcome could not be recorded.
+async fn settle(sub: &Subscription, delivery: &lapin::message::Delivery, outcome: Disposition) {
+    let acked = match outcome {
+        Disposition::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+        Disposition::Requeue => {
+            delivery
+                .acker
+                .nack(BasicNackOptions {
+                    requeue: true,
+                    ..Default::default()
+                })
+                .await
+        }
+    };
+    // A lost ack means a redelivery, which the processed-event record absorbs.
+    if let Err(e) = acked {
+        tracing::warn!(consumer = %sub.name, error = %e, "acknowledgement lost");
     }
 }

@@ -146,6 +146,104 @@ impl Handler for Flaky {
     }
 }
 
+/// Records each event with the transaction that applied it (`batch_effects`), and fails the
+/// first time it sees the event whose `i` is `poison`: the batch around it must roll back and
+/// go one by one.
+pub struct BatchProbe {
+    pub poison: i64,
+    pub failed: std::sync::atomic::AtomicBool,
+}
+
+impl BatchProbe {
+    pub fn new(poison: i64) -> Self {
+        Self {
+            poison,
+            failed: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+}
+
+impl Handler for BatchProbe {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        e: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            sqlx::query(
+                "CREATE TABLE IF NOT EXISTS batch_effects (event_id uuid NOT NULL, tx bigint NOT NULL)",
+            )
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO batch_effects (event_id, tx) VALUES ($1, txid_current())")
+                .bind(e.id)
+                .execute(&mut *tx)
+                .await?;
+            let i = e.data.get("i").and_then(|v| v.as_i64());
+            if i == Some(self.poison)
+                && !self.failed.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(HandlerError::Transient(anyhow::anyhow!("poisoned once")));
+            }
+            Ok(())
+        })
+    }
+}
+
+/// A [`BatchProbe`] the test keeps a hold of.
+pub struct ProbeRef(pub std::sync::Arc<BatchProbe>);
+
+impl Handler for ProbeRef {
+    fn handle<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        e: &'a Event,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        self.0.handle(tx, e)
+    }
+}
+
+/// Events of `event_type` numbered `i` = 0..n, not yet anywhere (for publishing directly).
+pub fn numbered(event_type: &str, n: usize) -> Vec<Event> {
+    (0..n)
+        .map(|i| Event::new(event_type, "producer", serde_json::json!({ "i": i })).unwrap())
+        .collect()
+}
+
+/// After a [`BatchProbe`] consumer saw `events`: each applied exactly once, in fewer
+/// transactions than events (batches happened), none parked. Returns the transactions.
+pub async fn assert_batched_once(consumer: &Database, events: &[Event]) -> i64 {
+    let applied: Vec<(uuid::Uuid, i64)> =
+        sqlx::query_as("SELECT event_id, count(*) FROM batch_effects GROUP BY event_id")
+            .fetch_all(consumer.pool())
+            .await
+            .unwrap();
+    assert_eq!(applied.len(), events.len(), "every event applied");
+    assert!(applied.iter().all(|(_, n)| *n == 1), "{applied:?}");
+    for e in events {
+        assert!(
+            applied.iter().any(|(id, _)| *id == e.id),
+            "{} missing",
+            e.id
+        );
+    }
+    assert_eq!(
+        count(consumer, "SELECT count(*) FROM processed_events").await,
+        events.len() as i64
+    );
+    assert_eq!(
+        count(consumer, "SELECT count(*) FROM dead_letters").await,
+        0
+    );
+    let txs = count(consumer, "SELECT count(DISTINCT tx) FROM batch_effects").await;
+    assert!(
+        txs < events.len() as i64,
+        "{txs} transactions for {} events: no batch",
+        events.len()
+    );
+    txs
+}
+
 /// An event type of this test's own, so that tests sharing one broker never see each other's.
 pub fn unique_type() -> String {
     format!("t{}.happened", uuid::Uuid::new_v4().simple())
@@ -162,6 +260,16 @@ pub fn fast_retry(max_attempts: u32) -> kernel::events::RetryPolicy {
 /// Waits until a consumer's queue exists and has a consumer on the broker at `url`: events
 /// published before that are kept aside (the unrouted queue), not delivered to it.
 pub async fn wait_for_consumer(url: &str, consumer: &str) {
+    wait_for_queue(url, consumer, |consumers| consumers > 0).await;
+}
+
+/// Waits until a consumer's queue exists with no consumer attached (it keeps what is
+/// published for the next one).
+pub async fn wait_for_no_consumer(url: &str, consumer: &str) {
+    wait_for_queue(url, consumer, |consumers| consumers == 0).await;
+}
+
+async fn wait_for_queue(url: &str, consumer: &str, ready: impl Fn(u32) -> bool) {
     let queue = format!("protostar.{consumer}");
     let conn = lapin::Connection::connect(url, Default::default())
         .await
@@ -181,13 +289,13 @@ pub async fn wait_for_consumer(url: &str, consumer: &str) {
             )
             .await;
         if let Ok(q) = declared
-            && q.consumer_count() > 0
+            && ready(q.consumer_count())
         {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "consumer {consumer} never appeared on the broker"
+            "queue {queue} never reached the consumer count awaited"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
