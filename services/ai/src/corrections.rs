@@ -7,7 +7,6 @@
 
 use crate::embed::{Embedder, Purpose};
 use crate::keywords;
-use crate::store::vector_literal;
 use futures::future::BoxFuture;
 use kernel::events::chat::{CORRECTION_SAVED, CorrectionSaved};
 use kernel::events::{Event, Handler, HandlerError};
@@ -75,7 +74,7 @@ impl Corrections {
         .bind(&location)
         .bind(c.answer.trim())
         .bind(&kw)
-        .bind(vector_literal(&vector))
+        .bind(kernel::db::Vector(&vector))
         .execute(&mut *tx)
         .await?;
         Ok(())

@@ -138,7 +138,7 @@ pub async fn store(
         .bind(c.page.map(|p| p as i32))
         .bind(&c.text)
         .bind(&kw)
-        .bind(vector_literal(v))
+        .bind(kernel::db::Vector(v))
         .execute(&mut *tx)
         .await?;
     }

@@ -163,3 +163,38 @@ async fn a_transaction_dropped_while_starting_leaves_nothing_open() {
     tx.commit().await.unwrap();
     assert!(!left_in_a_transaction(&pool).await);
 }
+
+#[tokio::test]
+async fn a_vector_bound_in_binary_is_the_vector_its_text_form_names() {
+    let test_db = TestDb::new().await;
+    let db = Database::connect_lazy(&test_db.config(), "vectors").unwrap();
+    db.migrate(None).await.unwrap();
+    let small = [0.5f32, -1.25, 3.0];
+    let text: String = sqlx::query_scalar("SELECT $1::vector::text")
+        .bind(kernel::db::Vector(&small))
+        .fetch_one(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(text, "[0.5,-1.25,3]");
+    // Components that need every bit of a float4, as an embedding's do: the binary form and
+    // the text form are the same vector, and as a parameter of an expression too.
+    let v: Vec<f32> = (0..384)
+        .map(|i| ((i as f32) * 0.7311).sin() / 3.0 + f32::EPSILON * i as f32)
+        .collect();
+    let (same, distance): (bool, f64) =
+        sqlx::query_as("SELECT $1::vector = $2::vector, $1 <=> $2::vector")
+            .bind(kernel::db::Vector(&v))
+            .bind(kernel::db::vector_literal(&v))
+            .fetch_one(db.pool())
+            .await
+            .unwrap();
+    assert!(same);
+    assert!(distance.abs() < 1e-6, "{distance}");
+    // What pgvector refuses is an error, not a panic: not a number.
+    let err = sqlx::query("SELECT $1::vector")
+        .bind(kernel::db::Vector(&[f32::NAN]))
+        .execute(db.pool())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("NaN"), "{err}");
+}

@@ -114,7 +114,7 @@ pub async fn record(
         .bind(sqlx::types::Json(a.citations))
         // The column holds the local model's 384 dimensions; an embedding of another model
         // (or none) is kept as NULL, which insights' clusters leave out.
-        .bind((a.embedding.len() == 384).then(|| kernel::db::vector_literal(a.embedding)))
+        .bind((a.embedding.len() == 384).then_some(kernel::db::Vector(a.embedding)))
         .bind(a.asked_at);
     outbox::bind_event(q, &event).execute(db).await?;
     Ok(id)
