@@ -15,6 +15,7 @@ use futures::future::BoxFuture;
 use kernel::db::Database;
 use kernel::events::{Event, Handler, HandlerError};
 use sqlx::PgConnection;
+use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -186,7 +187,43 @@ impl Notifier {
         worst(results)
     }
 
-    async fn on_event(&self, tx: &mut PgConnection, event: &Event) -> Result<(), HandlerError> {
+    /// A batch: the owners of its questions are read in one query first. Any other event may
+    /// change what that read (a registration, a deletion), so after one the rest read their
+    /// own.
+    async fn on_events(
+        &self,
+        tx: &mut PgConnection,
+        events: &[&Event],
+    ) -> Result<(), HandlerError> {
+        let mut owners: Vec<Uuid> = events
+            .iter()
+            .filter(|e| e.event_type == ev::QUESTION_ASKED)
+            .filter_map(|e| e.data_as::<QuestionAsked>().ok())
+            .map(|q| q.owner_id)
+            .collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let mut known = if owners.is_empty() {
+            HashMap::new()
+        } else {
+            store::settings_and_recipients(tx, &owners).await?
+        };
+        for event in events {
+            if event.event_type != ev::QUESTION_ASKED {
+                known.clear();
+            }
+            self.on_event(tx, event, &known).await?;
+        }
+        Ok(())
+    }
+
+    /// One event; `known` holds owners' views read beforehand for a batch.
+    async fn on_event(
+        &self,
+        tx: &mut PgConnection,
+        event: &Event,
+        known: &HashMap<Uuid, store::OwnerView>,
+    ) -> Result<(), HandlerError> {
         let bad = |e: kernel::events::envelope::EnvelopeError| {
             HandlerError::Permanent(anyhow::anyhow!("{}: {e}", event.event_type))
         };
@@ -241,7 +278,10 @@ impl Notifier {
             }
             ev::QUESTION_ASKED => {
                 let q: QuestionAsked = event.data_as().map_err(bad)?;
-                let (settings, owner) = store::settings_and_recipient(tx, q.owner_id).await?;
+                let (settings, owner) = match known.get(&q.owner_id) {
+                    Some(view) => view.clone(),
+                    None => store::settings_and_recipient(tx, q.owner_id).await?,
+                };
                 match settings.mode {
                     Mode::Off => {}
                     Mode::Digest => store::queue_question(tx, event.id, &q).await?,
@@ -284,7 +324,15 @@ impl Handler for Notifier {
         tx: &'a mut PgConnection,
         event: &'a Event,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(self.on_event(tx, event))
+        Box::pin(async move { self.on_event(tx, event, &HashMap::new()).await })
+    }
+
+    fn handle_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [&'a Event],
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(self.on_events(tx, events))
     }
 }
 

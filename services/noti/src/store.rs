@@ -2,6 +2,7 @@
 
 use crate::events::{QuestionAsked, Registered};
 use sqlx::PgConnection;
+use std::collections::HashMap;
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -113,14 +114,30 @@ pub async fn settings(tx: &mut PgConnection, owner: Uuid) -> Result<Settings, sq
     Ok(settings_and_recipient(tx, owner).await?.0)
 }
 
-/// An owner's settings and, when noti has seen them register, their address: what telling
-/// them about a question needs, in one round trip (once per question asked).
+/// What telling an owner about a question needs: their settings and, when noti has seen them
+/// register, their address.
+pub type OwnerView = (Settings, Option<Recipient>);
+
+/// One owner's [`OwnerView`], in one round trip (once per question asked, unless a batch read
+/// it with the others).
 pub async fn settings_and_recipient(
     tx: &mut PgConnection,
     owner: Uuid,
-) -> Result<(Settings, Option<Recipient>), sqlx::Error> {
+) -> Result<OwnerView, sqlx::Error> {
+    Ok(settings_and_recipients(tx, &[owner])
+        .await?
+        .remove(&owner)
+        .unwrap_or_default())
+}
+
+/// Several owners' [`OwnerView`]s in one query; every owner asked for has an entry.
+pub async fn settings_and_recipients(
+    tx: &mut PgConnection,
+    owners: &[Uuid],
+) -> Result<HashMap<Uuid, OwnerView>, sqlx::Error> {
     #[allow(clippy::type_complexity)]
-    let (mode, email, discord, settings_locale, address, name, locale): (
+    let rows: Vec<(
+        Uuid,
         Option<String>,
         Option<bool>,
         Option<String>,
@@ -128,26 +145,34 @@ pub async fn settings_and_recipient(
         Option<String>,
         Option<String>,
         Option<String>,
-    ) = sqlx::query_as(
-        "SELECT s.mode, s.email, s.discord_webhook_url, s.locale, r.email, r.display_name, r.locale \
-         FROM (SELECT $1::uuid AS id) o \
+    )> = sqlx::query_as(
+        "SELECT o.id, s.mode, s.email, s.discord_webhook_url, s.locale, r.email, r.display_name, \
+           r.locale \
+         FROM unnest($1::uuid[]) AS o(id) \
          LEFT JOIN owner_settings s ON s.owner_id = o.id \
          LEFT JOIN recipients r ON r.user_id = o.id",
     )
-    .bind(owner)
-    .fetch_one(tx)
+    .bind(owners)
+    .fetch_all(tx)
     .await?;
-    let settings = Settings::from_row(
-        mode.zip(email)
-            .map(|(mode, email)| (mode, email, discord, settings_locale)),
-    );
-    let recipient = address.zip(name).map(|(email, display_name)| Recipient {
-        user_id: owner,
-        email,
-        display_name,
-        locale,
-    });
-    Ok((settings, recipient))
+    Ok(rows
+        .into_iter()
+        .map(
+            |(owner, mode, email, discord, settings_locale, address, name, locale)| {
+                let settings = Settings::from_row(
+                    mode.zip(email)
+                        .map(|(mode, email)| (mode, email, discord, settings_locale)),
+                );
+                let recipient = address.zip(name).map(|(email, display_name)| Recipient {
+                    user_id: owner,
+                    email,
+                    display_name,
+                    locale,
+                });
+                (owner, (settings, recipient))
+            },
+        )
+        .collect())
 }
 
 pub async fn save_settings(

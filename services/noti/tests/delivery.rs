@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Answer, FakeDiscord, Smtp, noti_db, notifier};
-use kernel::events::consumer::{Disposition, process};
+use kernel::events::consumer::{Disposition, process, process_batch};
 use kernel::events::{Event, Handler, dead_letter};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -288,6 +288,75 @@ async fn the_digest_sends_each_owner_their_waiting_questions_once() {
     let posts = discord.delivered();
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0]["embeds"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_batch_reads_its_owners_at_once_and_a_registration_inside_it_counts() {
+    let smtp = Smtp::start(0);
+    let (_t, db) = noti_db().await;
+    let n = notifier(&db, Some(&smtp), &[]);
+    let sub = noti::subscription(n.clone());
+    let (instant, off, newcomer) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+    for (who, mail) in [(instant, "instant@example.org"), (off, "off@example.org")] {
+        let r = event(
+            "user.registered",
+            json!({"userId": who, "email": mail, "displayName": "Owner", "locale": "en"}),
+        );
+        assert_eq!(process(&sub, &r.to_bytes()).await, Disposition::Ack);
+    }
+    let mut conn = db.pool().acquire().await.unwrap();
+    let quiet = noti::store::Settings {
+        mode: noti::store::Mode::Off,
+        ..Default::default()
+    };
+    noti::store::save_settings(&mut conn, off, &quiet)
+        .await
+        .unwrap();
+    drop(conn);
+    let question = |owner: Uuid, text: &str| {
+        event(
+            "chat.question_asked",
+            json!({"chatbotSlug": "bot", "ownerId": owner, "question": text, "askerRole": "guest", "answerId": null, "askedAt": "2026-11-25T15:00:00Z"}),
+        )
+    };
+    // The newcomer registers inside the batch, after the owners were read: their question
+    // must see the address (with it unknown, a mail server configured, it would be refused).
+    let batch = [
+        question(instant, "first?"),
+        question(off, "unheard?"),
+        question(instant, "second?"),
+        event(
+            "user.registered",
+            json!({"userId": newcomer, "email": "new@example.org", "displayName": "New", "locale": "en"}),
+        ),
+        question(newcomer, "welcome?"),
+    ];
+    let payloads: Vec<Vec<u8>> = batch.iter().map(Event::to_bytes).collect();
+    let payloads: Vec<&[u8]> = payloads.iter().map(Vec::as_slice).collect();
+    assert_eq!(
+        process_batch(&sub, &payloads).await,
+        vec![Disposition::Ack; batch.len()]
+    );
+    // Applied as one batch, not one by one after a failure: one transaction wrote them all.
+    let ids: Vec<Uuid> = batch.iter().map(|e| e.id).collect();
+    let transactions: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT xmin::text) FROM processed_events WHERE event_id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(transactions, 1);
+    assert!(dead_letter::list(&db, false).await.unwrap().is_empty());
+    // Two welcomes before, then: two questions to the instant owner, none to the one who
+    // turned them off, a welcome and a question to the newcomer.
+    let mails = smtp.wait_for(6, Duration::from_secs(5)).await;
+    let to = |addr: &str| mails.iter().filter(|m| m["rcpt_tos"][0] == addr).count();
+    assert_eq!(
+        (to("instant@example.org"), to("off@example.org"), to("new@example.org")),
+        (3, 1, 2),
+        "{mails:#?}"
+    );
 }
 
 #[tokio::test]

@@ -45,6 +45,22 @@ pub trait Handler: Send + Sync + 'static {
         tx: &'a mut PgConnection,
         event: &'a Event,
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    /// The fresh events of a batch ([`Subscription::with_batch`]), in delivery order, in one
+    /// transaction. One [`Self::handle`] after another unless a handler knows better (reading
+    /// what they all need in one query first, say); any error fails the whole batch.
+    fn handle_batch<'a>(
+        &'a self,
+        tx: &'a mut PgConnection,
+        events: &'a [&'a Event],
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
+        Box::pin(async move {
+            for event in events {
+                self.handle(&mut *tx, event).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -274,13 +290,14 @@ async fn try_batch(sub: &Subscription, events: &[Event]) -> Result<Vec<bool>, Ha
     .await?
     .into_iter()
     .collect();
-    let mut applied = Vec::with_capacity(events.len());
-    for event in events {
-        let first = fresh.remove(&event.id);
-        if first {
-            sub.handler.handle(&mut tx, event).await?;
-        }
-        applied.push(first);
+    let applied: Vec<bool> = events.iter().map(|e| fresh.remove(&e.id)).collect();
+    let first: Vec<&Event> = events
+        .iter()
+        .zip(&applied)
+        .filter_map(|(e, first)| first.then_some(e))
+        .collect();
+    if !first.is_empty() {
+        sub.handler.handle_batch(&mut tx, &first).await?;
     }
     tx.commit().await?;
     Ok(applied)
