@@ -353,7 +353,11 @@ async fn a_batch_reads_its_owners_at_once_and_a_registration_inside_it_counts() 
     let mails = smtp.wait_for(6, Duration::from_secs(5)).await;
     let to = |addr: &str| mails.iter().filter(|m| m["rcpt_tos"][0] == addr).count();
     assert_eq!(
-        (to("instant@example.org"), to("off@example.org"), to("new@example.org")),
+        (
+            to("instant@example.org"),
+            to("off@example.org"),
+            to("new@example.org")
+        ),
         (3, 1, 2),
         "{mails:#?}"
     );
