@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mio::net::TcpStream;
 use prometheus_client::metrics::counter::Counter;
@@ -18,14 +19,19 @@ use crate::config::CopyMode;
 /// Userspace scratch size (one per engine thread): large enough that bulk transfers take few
 /// syscalls.
 pub(super) const SCRATCH_BYTES: usize = 64 * 1024;
-/// The size asked for a pooled pipe (F_SETPIPE_SZ). A default pipe holds 16 pages (64 KiB on
+/// The size asked for a pipe (F_SETPIPE_SZ). A default pipe holds 16 pages (64 KiB on
 /// x86-64), so a bulk transfer took two splices per 64 KiB each way and stopped whenever the
-/// 16 slots were full; a larger pipe moves a socket's whole receive queue in one call. The
-/// pipe's pages are allocated only as data sits in it, and a pipe goes back to the pool as soon
-/// as its direction is quiet, so this costs memory only while bytes are in flight. Measured
+/// 16 slots were full; a larger pipe moves a socket's whole receive queue in one call. Measured
 /// with the proxy alone on a core (docs/benchmarks.md): 64 KiB → 256 KiB cut the CPU per GiB
 /// by about a fifth; 1 MiB saved little more and moved less.
 const PIPE_BYTES: usize = 256 * 1024;
+/// Enlarged pipes the process holds at most (pooled or in use). Linux charges a pipe's whole
+/// size to its user from the moment it is set, busy or not, against `pipe-user-pages-soft`
+/// (16,384 pages by default); beyond that budget every new pipe of the user gets 2 pages, far
+/// worse than the default. 64 × 64 pages is a quarter of it; later pipes keep the default size.
+const ENLARGED_MAX: usize = 64;
+/// Enlarged pipes alive now, across the engine threads.
+static ENLARGED: AtomicUsize = AtomicUsize::new(0);
 /// What Linux gives a pipe unless asked otherwise (16 pages).
 const DEFAULT_PIPE_BYTES: usize = 64 * 1024;
 /// Idle pipes kept per engine thread for reuse; beyond this they are closed.
@@ -55,21 +61,26 @@ impl Tools {
         }
         let (read, write) =
             nix::unistd::pipe2(OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).map_err(io::Error::from)?;
-        // Refused beyond /proc/sys/fs/pipe-max-size or the user's pipe-user-pages-soft
-        // budget: the pipe then keeps the size it has, which it reports.
-        let set = nix::fcntl::fcntl(
-            &write,
-            nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES as i32),
-        );
-        let capacity = match set {
-            Ok(n) if n > 0 => n as usize,
-            _ => nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
-                .map_or(DEFAULT_PIPE_BYTES, |n| n as usize),
-        };
+        let mut enlarged = false;
+        if ENLARGED.fetch_add(1, Ordering::Relaxed) < ENLARGED_MAX {
+            // Refused beyond /proc/sys/fs/pipe-max-size or the user's budget: the pipe then
+            // keeps the size it has, which it reports.
+            let set = nix::fcntl::fcntl(
+                &write,
+                nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_BYTES as i32),
+            );
+            enlarged = set.is_ok();
+        }
+        if !enlarged {
+            ENLARGED.fetch_sub(1, Ordering::Relaxed);
+        }
+        let capacity = nix::fcntl::fcntl(&write, nix::fcntl::FcntlArg::F_GETPIPE_SZ)
+            .map_or(DEFAULT_PIPE_BYTES, |n| n as usize);
         Ok(Pipe {
             read,
             write,
             capacity,
+            enlarged,
         })
     }
 
@@ -86,6 +97,16 @@ pub(super) struct Pipe {
     write: OwnedFd,
     /// Bytes the pipe holds: what one splice from the socket asks for.
     capacity: usize,
+    /// Counted in [`ENLARGED`].
+    enlarged: bool,
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if self.enlarged {
+            ENLARGED.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// What one turn did.
@@ -354,5 +375,28 @@ fn write(dst: &TcpStream, data: &[u8], writable: &mut bool) -> io::Result<usize>
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod pipe_budget {
+    use super::*;
+
+    #[test]
+    fn only_so_many_pipes_are_enlarged_and_the_rest_keep_the_default() {
+        let mut tools = Tools::new();
+        let pipes: Vec<Pipe> = (0..ENLARGED_MAX + 4)
+            .map(|_| tools.take_pipe().unwrap())
+            .collect();
+        let (big, plain): (Vec<&Pipe>, Vec<&Pipe>) = pipes.iter().partition(|p| p.enlarged);
+        assert!(big.len() <= ENLARGED_MAX);
+        assert!(plain.len() >= 4);
+        assert!(big.iter().all(|p| p.capacity == PIPE_BYTES));
+        assert!(plain.iter().all(|p| p.capacity <= DEFAULT_PIPE_BYTES));
+        let (enlarged, before) = (big.len(), ENLARGED.load(Ordering::Relaxed));
+        assert!(before >= enlarged);
+        drop(pipes);
+        // The count is the process's (nextest runs each test in a process of its own).
+        assert_eq!(ENLARGED.load(Ordering::Relaxed), before - enlarged);
     }
 }

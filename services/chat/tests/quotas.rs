@@ -71,7 +71,7 @@ async fn a_guest_gets_exactly_three_however_many_race() {
 
 #[tokio::test]
 async fn a_fresh_guest_token_from_the_same_address_keeps_the_count() {
-    let (_db, q) = quotas(QuotaConfig {
+    let (test_db, q) = quotas(QuotaConfig {
         guest_ip_per_day: 3,
         ..Default::default()
     })
@@ -94,9 +94,20 @@ async fn a_fresh_guest_token_from_the_same_address_keeps_the_count() {
     };
     let refused = q.reserve(&rotated, bot, now).await.unwrap().unwrap_err();
     assert_eq!(refused.kind, Kind::GuestAddressDay);
-    // The refusal took nothing from guest-c's own three.
+    // The refusal took nothing from guest-c's own three, and left no counter of its own behind
+    // (one fresh token after another must not leave a row each).
     let view = q.view(&rotated, bot, now).await.unwrap();
     assert_eq!((view.used, view.remaining), (0, Some(0)));
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM quota_counters WHERE scope = 'subject:guest-c'")
+            .fetch_one(
+                Database::connect_lazy(&test_db.config(), chat::SCHEMA)
+                    .unwrap()
+                    .pool(),
+            )
+            .await
+            .unwrap();
+    assert_eq!(left, 0);
     // Another address is another count.
     let elsewhere = Asker {
         address: Some("198.51.100.1".parse().unwrap()),

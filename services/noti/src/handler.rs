@@ -189,7 +189,9 @@ impl Notifier {
 
     /// A batch: the owners of its questions are read in one query first. Any other event may
     /// change what that read (a registration, a deletion), so after one the rest read their
-    /// own.
+    /// own. An owner who changes their settings while the batch is under way (its sends may
+    /// take seconds) is heard from the next batch on, as with a question asked a moment
+    /// earlier.
     async fn on_events(
         &self,
         tx: &mut PgConnection,
