@@ -234,6 +234,12 @@ pub async fn process(sub: &Subscription, payload: &[u8]) -> Disposition {
     .await
 }
 
+/// The semaphore permits a batch of `n` deliveries holds (one each). A batch is never larger
+/// than the semaphore ([`Subscription::batch_size`]), so this never waits forever.
+pub(super) fn permits(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// Deliveries that were waiting together: applied in one transaction when there are several,
 /// all of them events, and every handler succeeds; otherwise each through [`process`]. Returns
 /// one disposition per payload, in order.

@@ -106,7 +106,11 @@ impl LocalBus {
                 if got == 0 {
                     break;
                 }
-                let Ok(permit) = limit.clone().acquire_many_owned(permits(got)).await else {
+                let Ok(permit) = limit
+                    .clone()
+                    .acquire_many_owned(consumer::permits(got))
+                    .await
+                else {
                     break;
                 };
                 let sub = sub.clone();
@@ -124,11 +128,6 @@ impl LocalBus {
             }
         })
     }
-}
-
-/// A batch is never larger than the semaphore (see [`Subscription::batch_size`]).
-fn permits(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 async fn deliver(

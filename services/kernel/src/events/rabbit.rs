@@ -272,7 +272,7 @@ impl RabbitBus {
                 }
             }
             if !batch.is_empty() {
-                let n = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+                let n = consumer::permits(batch.len());
                 let Ok(permit) = limit.clone().acquire_many_owned(n).await else {
                     break;
                 };
