@@ -5,20 +5,17 @@
 
 use crate::embed::{EmbedError, Embedder, Purpose};
 use crate::keywords;
-use crate::store::vector_literal;
 use kernel::Problem;
-use kernel::db::Database;
+use kernel::db::{Database, Vector};
 use kernel::http::Json;
 use kernel::tokens::Caller;
 
-use sqlx::{AssertSqlSafe, Row};
+use sqlx::Row;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use uuid::Uuid;
 
-/// RRF's constant: ranks deeper than this contribute little.
-const RRF_K: f64 = 60.0;
 pub const MAX_K: usize = 50;
 /// HNSW candidate list. Over 100k chunks and all 100 owners the raw query's recall@10 was 0.86
 /// at 100, and 0.86–0.97 at 200 depending on the index build; 300 gave 0.97 (docs/benchmarks.md).
@@ -180,10 +177,9 @@ impl Retriever {
     /// Keyword leg: the `depth` best of *all* the owners' chunks matching any of the query's
     /// words that are not [common](Self::common_words), by `ts_rank` then id — a definition
     /// with one answer, which the exact reference computes the same way. Fused by reciprocal
-    /// rank (k = 60), ties by chunk id. One round trip: the settings and the query go as one
-    /// simple-protocol string (an implicit transaction, so `SET LOCAL` ends with it), with
-    /// the values inlined as literals (a vector of numbers, uuids, integers and a quoted
-    /// tsquery).
+    /// rank (k = 60), ties by chunk id. One round trip: the SQL function `hybrid_retrieve`
+    /// (migration `…_hybrid_retrieve.sql`) makes the scan settings and runs the query, a
+    /// prepared statement with the vector bound in binary.
     pub async fn hybrid(
         &self,
         query: &str,
@@ -196,52 +192,24 @@ impl Retriever {
             .into_iter()
             .filter(|t| !common.contains(t))
             .collect();
-        let depth = self.depth.max(k);
-        let owners_sql = owners_literal(owners);
-        let vector_sql = vector_literal(vector);
-        let keyword_leg = if tokens.is_empty() {
-            "SELECT NULL::uuid AS id, NULL::bigint AS r WHERE false".to_owned()
-        } else {
-            let q = sql_string(&keywords::any_query(&tokens));
-            format!(
-                "SELECT id, row_number() OVER (ORDER BY rank DESC, id) AS r FROM ( \
-                   SELECT id, ts_rank(keywords, {q}::tsquery) AS rank FROM chunks \
-                   WHERE owner_id = ANY({owners_sql}) AND keywords @@ {q}::tsquery \
-                   ORDER BY rank DESC, id LIMIT {depth}) k"
-            )
-        };
-        let ef_search = self.ef_search;
-        let settings = if self.exact {
-            // A sequential scan and sort; the keyword leg keeps its GIN bitmap scan.
-            "SET LOCAL enable_indexscan = off;".to_owned()
-        } else {
-            format!(
-                "SET LOCAL hnsw.iterative_scan = relaxed_order; \
-                 SET LOCAL hnsw.ef_search = {ef_search};"
-            )
-        };
-        let sql = format!(
-            "{settings} \
-             WITH vec AS ( \
-               SELECT id, d, row_number() OVER (ORDER BY d, id) AS r FROM ( \
-                 SELECT id, embedding <=> '{vector_sql}'::vector AS d FROM chunks \
-                 WHERE owner_id = ANY({owners_sql}) \
-                 ORDER BY embedding <=> '{vector_sql}'::vector LIMIT {depth}) v), \
-             kw AS ({keyword_leg}), \
-             fused AS ( \
-               SELECT coalesce(vec.id, kw.id) AS id, vec.d, \
-                      coalesce(1.0::float8 / ({RRF_K} + vec.r), 0) \
-                        + coalesce(1.0::float8 / ({RRF_K} + kw.r), 0) AS score \
-               FROM vec FULL OUTER JOIN kw ON vec.id = kw.id \
-               ORDER BY score DESC, id LIMIT {k}) \
-             SELECT c.id, c.document_id, c.owner_id, d.title, c.location, c.text, \
-                    f.score::float8 AS score, (1 - f.d)::float8 AS similarity, c.pinned \
-             FROM fused f JOIN chunks c ON c.id = f.id JOIN documents d USING (document_id) \
-             ORDER BY f.score DESC, c.id"
-        );
-        let rows = sqlx::raw_sql(AssertSqlSafe(sql))
-            .fetch_all(self.db.pool())
-            .await?;
+        let words = (!tokens.is_empty()).then(|| keywords::any_query(&tokens));
+        // Both are at most MAX_K and MAX_OWNERS-sized inputs' defaults: they fit an `integer`.
+        let depth = i32::try_from(self.depth.max(k)).unwrap_or(i32::MAX);
+        let k = i32::try_from(k).unwrap_or(i32::MAX);
+        let ef_search = i32::try_from(self.ef_search).unwrap_or(i32::MAX);
+        let rows = sqlx::query(
+            "SELECT id, document_id, owner_id, title, location, text, score, similarity, pinned \
+             FROM hybrid_retrieve($1, $2, $3::tsquery, $4, $5, $6, $7)",
+        )
+        .bind(Vector(vector))
+        .bind(owners)
+        .bind(words)
+        .bind(depth)
+        .bind(k)
+        .bind(ef_search)
+        .bind(self.exact)
+        .fetch_all(self.db.pool())
+        .await?;
         rows.into_iter()
             .map(|r| {
                 Ok(RetrievedChunk {
@@ -259,17 +227,6 @@ impl Retriever {
             .collect::<Result<_, sqlx::Error>>()
             .map_err(Into::into)
     }
-}
-
-/// `'{…}'::uuid[]`: uuids are hex and dashes, nothing to escape.
-pub fn owners_literal(owners: &[Uuid]) -> String {
-    let list: Vec<String> = owners.iter().map(Uuid::to_string).collect();
-    format!("'{{{}}}'::uuid[]", list.join(","))
-}
-
-/// A SQL string literal (`standard_conforming_strings` is on: only quotes are doubled).
-fn sql_string(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// `POST /internal/ai/retrieve`. Who may call: any holder of a valid access token on the admin

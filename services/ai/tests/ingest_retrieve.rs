@@ -154,6 +154,31 @@ async fn questions_in_korean_and_english_find_their_passage_and_only_the_owners(
         "not in the top 3:\n{}",
         misses.join("\n")
     );
+    // The one-owner plan (made once per connection, `hybrid_retrieve`) and the several-owner
+    // one (planned per call) both rank as the exact reference does, order included.
+    let mut exact = r.clone();
+    exact.exact = true;
+    let ids = |v: Vec<ai::retrieval::RetrievedChunk>| {
+        v.into_iter().map(|c| c.chunk_id).collect::<Vec<_>>()
+    };
+    for (q, _) in cases {
+        for owners in [vec![me], vec![me, other]] {
+            let req = RetrieveRequest {
+                query: q.into(),
+                owner_ids: owners.clone(),
+                k: 8,
+                pinned_first: false,
+            };
+            let got = ids(r.retrieve(&req).await.unwrap());
+            assert_eq!(got.len(), 8, "{q}");
+            assert_eq!(
+                got,
+                ids(exact.retrieve(&req).await.unwrap()),
+                "{q} over {} owners",
+                owners.len()
+            );
+        }
+    }
     // Citations carry the title and the heading path.
     let got = top3(&r, &[me], "정산 지연 사고는 얼마나 줄었나요?").await;
     let hit = got

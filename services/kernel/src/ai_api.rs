@@ -59,8 +59,67 @@ pub struct Done {
     pub model: String,
     /// The best passage's similarity to the question (0 when nothing was found).
     pub support: f64,
-    #[serde(default)]
+    /// Sent as base64 of the little-endian `f32`s (see [`embedding_wire`]).
+    #[serde(default, with = "embedding_wire")]
     pub question_embedding: Vec<f32>,
+}
+
+/// The question's embedding on the wire: base64 of its components as little-endian `f32`, where
+/// a JSON list of 384 decimal numbers cost a float formatting each in ai and a float parse each
+/// in chat on every question. A list of numbers (what ai sent before) is still read, so either
+/// service may be upgraded first.
+pub mod embedding_wire {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::de::{self, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+    use std::fmt;
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let mut bytes = Vec::with_capacity(4 * v.len());
+        for x in v {
+            bytes.extend_from_slice(&x.to_le_bytes());
+        }
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        d.deserialize_any(Wire)
+    }
+
+    struct Wire;
+
+    impl<'de> Visitor<'de> for Wire {
+        type Value = Vec<f32>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("base64 of little-endian f32s, or a list of numbers")
+        }
+
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<f32>, E> {
+            let bytes = STANDARD
+                .decode(text)
+                .map_err(|e| E::custom(format!("the embedding is not base64: {e}")))?;
+            if bytes.len() % 4 != 0 {
+                return Err(E::custom(format!(
+                    "the embedding has {} bytes, not a whole number of f32s",
+                    bytes.len()
+                )));
+            }
+            Ok(bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect())
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f32>, A::Error> {
+            let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16_000));
+            while let Some(x) = seq.next_element::<f32>()? {
+                v.push(x);
+            }
+            Ok(v)
+        }
+    }
 }
 
 /// The body of [`RETRIEVE_PATH`].
@@ -100,4 +159,57 @@ pub struct RetrievedChunk {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RetrieveResponse {
     pub chunks: Vec<RetrievedChunk>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(embedding: Vec<f32>) -> Done {
+        Done {
+            supported: true,
+            model: "extractive".into(),
+            support: 0.5,
+            question_embedding: embedding,
+        }
+    }
+
+    #[test]
+    fn an_embedding_goes_as_base64_and_comes_back_bit_for_bit() {
+        let v = vec![0.1, -0.25, 1e-40, f32::MAX, -0.0, 0.333_333_34];
+        let json = serde_json::to_value(done(v.clone())).unwrap();
+        let text = json["questionEmbedding"].as_str().expect("a base64 string");
+        assert_eq!(text.len(), (4 * v.len()).div_ceil(3) * 4);
+        let back: Done = serde_json::from_value(json).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back.question_embedding), bits(&v));
+    }
+
+    #[test]
+    fn a_list_of_numbers_from_an_older_ai_is_still_read() {
+        let back: Done = serde_json::from_str(
+            r#"{"supported":false,"model":"none","support":0,"questionEmbedding":[0.5,-1,2e-3]}"#,
+        )
+        .unwrap();
+        assert_eq!(back.question_embedding, vec![0.5, -1.0, 0.002]);
+        let none: Done =
+            serde_json::from_str(r#"{"supported":false,"model":"none","support":0}"#).unwrap();
+        assert!(none.question_embedding.is_empty());
+    }
+
+    #[test]
+    fn a_broken_embedding_is_an_error_not_a_panic() {
+        for (bad, says) in [
+            (r#""not base64!""#, "not base64"),
+            (r#""AAAAAAA=""#, "5 bytes"),
+            (r#"{"a":1}"#, "expected base64"),
+            (r#"["x"]"#, "expected f32"),
+        ] {
+            let json = format!(
+                r#"{{"supported":true,"model":"m","support":1,"questionEmbedding":{bad}}}"#
+            );
+            let err = serde_json::from_str::<Done>(&json).unwrap_err().to_string();
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 }

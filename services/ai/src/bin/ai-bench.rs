@@ -355,7 +355,9 @@ fn c_engine(passages: &[String]) {
     }
 }
 
-/// The raw pgvector query, with the same settings and in one round trip like the hybrid one.
+/// The raw pgvector query with the same settings, in one round trip: the settings and the query
+/// as one simple-protocol string, the values inlined (the hybrid query is a prepared call of the
+/// `hybrid_retrieve` function, so the raw one also pays for parsing its vector text).
 async fn raw(
     db: &Database,
     v: &str,
@@ -373,7 +375,7 @@ async fn raw(
     let sql = format!(
         "{settings} SELECT id FROM chunks WHERE owner_id = ANY({}) \
          ORDER BY embedding <=> '{v}'::vector LIMIT 10",
-        ai::retrieval::owners_literal(owners)
+        owners_literal(owners)
     );
     let rows = sqlx::raw_sql(AssertSqlSafe(sql))
         .fetch_all(db.pool())
@@ -382,6 +384,12 @@ async fn raw(
         .iter()
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()?)
+}
+
+/// `'{…}'::uuid[]`: uuids are hex and dashes, nothing to escape.
+fn owners_literal(owners: &[Uuid]) -> String {
+    let list: Vec<String> = owners.iter().map(Uuid::to_string).collect();
+    format!("'{{{}}}'::uuid[]", list.join(","))
 }
 
 fn recall(got: &[Uuid], want: &[Uuid]) -> f64 {
