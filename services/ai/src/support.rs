@@ -46,8 +46,7 @@ pub fn overlap(question: &HashSet<String>, text: &str) -> f64 {
     if question.is_empty() {
         return 0.0;
     }
-    let found = keywords::stems(text);
-    question.iter().filter(|t| found.contains(*t)).count() as f64 / question.len() as f64
+    keywords::found(question, text) as f64 / question.len() as f64
 }
 
 /// The passages that support an answer to `question`, pinned corrections first; empty when

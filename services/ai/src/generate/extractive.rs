@@ -178,10 +178,7 @@ fn wanted(req: &AnswerRequest) -> HashSet<String> {
 }
 
 fn shared(wanted: &HashSet<String>, sentence: &str) -> usize {
-    keywords::stems(sentence)
-        .iter()
-        .filter(|t| wanted.contains(*t))
-        .count()
+    keywords::found(wanted, sentence)
 }
 
 /// The answer's text streams a word at a time, like a remote model's would.
