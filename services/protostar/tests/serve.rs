@@ -12,12 +12,15 @@ struct Running {
     child: Child,
     public: String,
     admin: String,
+    /// The process's data folder, removed once it has stopped.
+    data: std::path::PathBuf,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
@@ -48,6 +51,14 @@ fn start_with(db: &TestDb, extra: &[(&str, &str)]) -> Running {
         .spawn()
         .expect("start protostar");
     let stdout = child.stdout.take().unwrap();
+    // Held from here on, so that a start that fails below still stops the process and removes
+    // its folder.
+    let mut running = Running {
+        child,
+        public: String::new(),
+        admin: String::new(),
+        data,
+    };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -61,14 +72,10 @@ fn start_with(db: &TestDb, extra: &[(&str, &str)]) -> Running {
             }
         }
     });
-    let (public, admin) = rx
+    (running.public, running.admin) = rx
         .recv_timeout(Duration::from_secs(30))
         .expect("protostar never said it was listening");
-    Running {
-        child,
-        public,
-        admin,
-    }
+    running
 }
 
 fn client() -> reqwest::Client {

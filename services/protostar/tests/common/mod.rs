@@ -41,14 +41,30 @@ pub fn command(db: &TestDb, data: &std::path::Path) -> Command {
     cmd
 }
 
-/// A fresh data folder under the temp dir.
-pub fn data_dir(label: &str) -> std::path::PathBuf {
+/// A fresh data folder under the temp dir, removed when dropped, whether the test passed or not
+/// (declare it before the server that uses it, so that the server stops first).
+pub struct DataDir(std::path::PathBuf);
+
+impl std::ops::Deref for DataDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn data_dir(label: &str) -> DataDir {
     let dir = std::env::temp_dir().join(format!(
         "protostar-{label}-{}",
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    DataDir(dir)
 }
 
 /// `serve --target all`.
