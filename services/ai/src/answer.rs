@@ -19,6 +19,7 @@ use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
 use kernel::Problem;
+use kernel::ai_api::QuestionEmbedding;
 use kernel::http::Json;
 use kernel::tokens::Caller;
 use serde::{Deserialize, Serialize};
@@ -292,9 +293,12 @@ impl Answerer {
 
     /// Retrieval happens before the stream starts, so a failure there is a plain problem
     /// answer; what follows is the stream.
+    /// `embedding_base64`: the caller asked for the question's embedding in base64
+    /// ([`kernel::ai_api::EMBEDDING_HEADER`]).
     pub async fn answer(
         &self,
         body: AskBody,
+        embedding_base64: bool,
     ) -> Result<impl Stream<Item = Step> + Send + use<>, Problem> {
         Self::validate(&body)?;
         let question = body.question.trim().to_owned();
@@ -351,7 +355,10 @@ impl Answerer {
             request,
             kept,
             best,
-            vector,
+            QuestionEmbedding {
+                values: vector,
+                base64: embedding_base64,
+            },
             body,
             self.metrics.clone(),
         ))
@@ -364,7 +371,7 @@ fn async_stream(
     request: AnswerRequest,
     kept: Vec<RetrievedChunk>,
     best: f64,
-    vector: Vec<f32>,
+    embedding: QuestionEmbedding,
     body: AskBody,
     metrics: AnswerMetrics,
 ) -> impl Stream<Item = Step> + Send + 'static {
@@ -375,7 +382,7 @@ fn async_stream(
             supported,
             model,
             support: best,
-            question_embedding: vector.clone(),
+            question_embedding: embedding.clone(),
         };
         if request.passages.is_empty() {
             let text = no_support(request.language, request.voice, &body.candidate);
@@ -447,9 +454,13 @@ fn async_stream(
 pub async fn route(
     State(a): State<AnswerState>,
     _caller: Caller,
+    headers: axum::http::HeaderMap,
     Json(body): Json<AskBody>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
-    let steps = a.answerer.answer(body).await?;
+    let base64 = headers
+        .get(kernel::ai_api::EMBEDDING_HEADER)
+        .is_some_and(|v| v == kernel::ai_api::EMBEDDING_BASE64);
+    let steps = a.answerer.answer(body, base64).await?;
     Ok(Sse::new(steps.map(|s| Ok(s.event()))).keep_alive(KeepAlive::default()))
 }
 

@@ -28,13 +28,16 @@ struct Answer {
 
 async fn ask(a: &Answerer, owner: Uuid, candidate: &str, q: &str) -> Answer {
     let steps: Vec<Step> = a
-        .answer(AskBody {
-            question: q.into(),
-            owner_id: owner,
-            candidate: candidate.into(),
-            persona: None,
-            voice: Voice::ThirdPerson,
-        })
+        .answer(
+            AskBody {
+                question: q.into(),
+                owner_id: owner,
+                candidate: candidate.into(),
+                persona: None,
+                voice: Voice::ThirdPerson,
+            },
+            true,
+        )
         .await
         .unwrap()
         .collect()
@@ -55,7 +58,8 @@ async fn ask(a: &Answerer, owner: Uuid, candidate: &str, q: &str) -> Answer {
                 done = true;
                 out.supported = d.supported;
                 out.support = d.support;
-                assert_eq!(d.question_embedding.len(), 384);
+                assert_eq!(d.question_embedding.values.len(), 384);
+                assert!(d.question_embedding.base64);
             }
             Step::Failed(e) => panic!("{q}: {e}"),
         }

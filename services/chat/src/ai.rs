@@ -70,6 +70,11 @@ impl Ai {
             .header(http::header::ACCEPT, accept)
             .body(Body::from(body))
             .map_err(Problem::internal)?;
+        // The question's embedding in base64 (ignored by the retrieval route).
+        req.headers_mut().insert(
+            ai_api::EMBEDDING_HEADER,
+            http::HeaderValue::from_static(ai_api::EMBEDDING_BASE64),
+        );
         if let Some(ctx) = ctx {
             req.headers_mut().extend(ctx.outgoing_headers());
         }

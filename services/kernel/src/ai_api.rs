@@ -59,16 +59,46 @@ pub struct Done {
     pub model: String,
     /// The best passage's similarity to the question (0 when nothing was found).
     pub support: f64,
-    /// Sent as base64 of the little-endian `f32`s (see [`embedding_wire`]).
-    #[serde(default, with = "embedding_wire")]
-    pub question_embedding: Vec<f32>,
+    #[serde(default)]
+    pub question_embedding: QuestionEmbedding,
 }
 
-/// The question's embedding on the wire: base64 of its components as little-endian `f32`, where
-/// a JSON list of 384 decimal numbers cost a float formatting each in ai and a float parse each
-/// in chat on every question. A list of numbers (what ai sent before) is still read, so either
-/// service may be upgraded first.
-pub mod embedding_wire {
+/// The request header by which chat asks ai for the question's embedding as base64
+/// ([`QuestionEmbedding::base64`]); an ai that predates it sends numbers, which chat reads too,
+/// and an ai that knows it sends numbers to a chat that does not ask. Either service may so be
+/// upgraded first.
+pub const EMBEDDING_HEADER: &str = "protostar-embedding";
+/// The value of [`EMBEDDING_HEADER`].
+pub const EMBEDDING_BASE64: &str = "base64";
+
+/// The question's embedding in the `done` event: a JSON list of numbers, or base64 of the
+/// components as little-endian `f32` when chat asked for it. 384 decimal numbers cost a float
+/// formatting each in ai and a float parse each in chat on every question.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QuestionEmbedding {
+    pub values: Vec<f32>,
+    /// Written as base64; set when read from base64.
+    pub base64: bool,
+}
+
+impl Serialize for QuestionEmbedding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.base64 {
+            embedding_wire::serialize(&self.values, s)
+        } else {
+            self.values.serialize(s)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for QuestionEmbedding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (values, base64) = embedding_wire::deserialize(d)?;
+        Ok(Self { values, base64 })
+    }
+}
+
+mod embedding_wire {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
     use serde::de::{self, SeqAccess, Visitor};
@@ -83,20 +113,21 @@ pub mod embedding_wire {
         s.serialize_str(&STANDARD.encode(bytes))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+    /// The values, and whether they came as base64.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(Vec<f32>, bool), D::Error> {
         d.deserialize_any(Wire)
     }
 
     struct Wire;
 
     impl<'de> Visitor<'de> for Wire {
-        type Value = Vec<f32>;
+        type Value = (Vec<f32>, bool);
 
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
             f.write_str("base64 of little-endian f32s, or a list of numbers")
         }
 
-        fn visit_str<E: de::Error>(self, text: &str) -> Result<Vec<f32>, E> {
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
             let bytes = STANDARD
                 .decode(text)
                 .map_err(|e| E::custom(format!("the embedding is not base64: {e}")))?;
@@ -106,18 +137,19 @@ pub mod embedding_wire {
                     bytes.len()
                 )));
             }
-            Ok(bytes
+            let values = bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect())
+                .collect();
+            Ok((values, true))
         }
 
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<f32>, A::Error> {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
             let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16_000));
             while let Some(x) = seq.next_element::<f32>()? {
                 v.push(x);
             }
-            Ok(v)
+            Ok((v, false))
         }
     }
 }
@@ -165,36 +197,40 @@ pub struct RetrieveResponse {
 mod tests {
     use super::*;
 
-    fn done(embedding: Vec<f32>) -> Done {
+    fn done(values: Vec<f32>, base64: bool) -> Done {
         Done {
             supported: true,
             model: "extractive".into(),
             support: 0.5,
-            question_embedding: embedding,
+            question_embedding: QuestionEmbedding { values, base64 },
         }
     }
 
     #[test]
-    fn an_embedding_goes_as_base64_and_comes_back_bit_for_bit() {
+    fn an_embedding_asked_for_in_base64_goes_so_and_comes_back_bit_for_bit() {
         let v = vec![0.1, -0.25, 1e-40, f32::MAX, -0.0, 0.333_333_34];
-        let json = serde_json::to_value(done(v.clone())).unwrap();
+        let json = serde_json::to_value(done(v.clone(), true)).unwrap();
         let text = json["questionEmbedding"].as_str().expect("a base64 string");
         assert_eq!(text.len(), (4 * v.len()).div_ceil(3) * 4);
         let back: Done = serde_json::from_value(json).unwrap();
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&back.question_embedding), bits(&v));
+        assert_eq!(bits(&back.question_embedding.values), bits(&v));
+        assert!(back.question_embedding.base64);
     }
 
     #[test]
-    fn a_list_of_numbers_from_an_older_ai_is_still_read() {
+    fn numbers_go_to_a_chat_that_did_not_ask_and_are_read_from_an_older_ai() {
+        let json = serde_json::to_value(done(vec![0.5, -1.0], false)).unwrap();
+        assert_eq!(json["questionEmbedding"], serde_json::json!([0.5, -1.0]));
         let back: Done = serde_json::from_str(
             r#"{"supported":false,"model":"none","support":0,"questionEmbedding":[0.5,-1,2e-3]}"#,
         )
         .unwrap();
-        assert_eq!(back.question_embedding, vec![0.5, -1.0, 0.002]);
+        assert_eq!(back.question_embedding.values, vec![0.5, -1.0, 0.002]);
+        assert!(!back.question_embedding.base64);
         let none: Done =
             serde_json::from_str(r#"{"supported":false,"model":"none","support":0}"#).unwrap();
-        assert!(none.question_embedding.is_empty());
+        assert!(none.question_embedding.values.is_empty());
     }
 
     #[test]

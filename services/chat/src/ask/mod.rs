@@ -325,7 +325,7 @@ impl Turn {
                         support: done.support,
                         model: &done.model,
                         citations: &citations,
-                        embedding: &done.question_embedding,
+                        embedding: &done.question_embedding.values,
                         asked_at: Utc::now(),
                     };
                     let id = match record::record(self.chat.db.pool(), &answered, self.ctx.as_ref())
