@@ -204,6 +204,7 @@ mod tests {
             .unwrap()
             .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
             .collect();
+        assert!(texts.len() >= 7, "the fixtures were not read");
         texts.extend(
             [
                 "",
@@ -242,6 +243,5 @@ mod tests {
                 "{text:?}"
             );
         }
-        assert!(texts.len() > 8);
     }
 }

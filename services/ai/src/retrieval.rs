@@ -172,8 +172,10 @@ impl Retriever {
 
     /// The fused query with a ready query vector (benchmarks embed once, query many times).
     ///
-    /// Vector leg: the `depth` nearest chunks of the owners by cosine distance (HNSW with
-    /// pgvector 0.8's iterative scan under the owner filter; a sequential scan when `exact`).
+    /// Vector leg: the `depth` nearest chunks of the owners by cosine distance (for one owner,
+    /// that owner's chunks sorted by distance under a plan kept per connection; for several,
+    /// whatever the planner picks for the scope, usually HNSW with pgvector 0.8's iterative
+    /// scan under the owner filter; a sequential scan when `exact`).
     /// Keyword leg: the `depth` best of *all* the owners' chunks matching any of the query's
     /// words that are not [common](Self::common_words), by `ts_rank` then id — a definition
     /// with one answer, which the exact reference computes the same way. Fused by reciprocal
@@ -193,7 +195,8 @@ impl Retriever {
             .filter(|t| !common.contains(t))
             .collect();
         let words = (!tokens.is_empty()).then(|| keywords::any_query(&tokens));
-        // Both are at most MAX_K and MAX_OWNERS-sized inputs' defaults: they fit an `integer`.
+        // SQL `integer`s: a count past i32::MAX (no real depth, k or ef_search) asks for
+        // everything anyway, so it is clamped rather than refused.
         let depth = i32::try_from(self.depth.max(k)).unwrap_or(i32::MAX);
         let k = i32::try_from(k).unwrap_or(i32::MAX);
         let ef_search = i32::try_from(self.ef_search).unwrap_or(i32::MAX);

@@ -179,6 +179,29 @@ async fn questions_in_korean_and_english_find_their_passage_and_only_the_owners(
             );
         }
     }
+    // What the function leaves set: plan_cache_mode is the caller's again once it returns (the
+    // function has a SET clause for it), its scan settings last until the caller's transaction
+    // ends, as the SET LOCAL it replaced did.
+    let mut tx = h.ai.begin().await.unwrap();
+    for owners in [vec![me], vec![me, other]] {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM hybrid_retrieve($1, $2, NULL, 10, 5, 123, false)",
+        )
+        .bind(kernel::db::Vector(&[0.05; 384]))
+        .bind(&owners)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!(n, 5);
+        let (mode, ef): (String, String) = sqlx::query_as(
+            "SELECT current_setting('plan_cache_mode'), current_setting('hnsw.ef_search')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+        assert_eq!((mode.as_str(), ef.as_str()), ("auto", "123"));
+    }
+    tx.rollback().await.unwrap();
     // Citations carry the title and the heading path.
     let got = top3(&r, &[me], "정산 지연 사고는 얼마나 줄었나요?").await;
     let hit = got

@@ -129,8 +129,8 @@ impl sqlx::Encode<'_, Postgres> for Vector<'_> {
     }
 }
 
-/// pgvector's text form, `[0.1,0.2,...]`, for SQL built as text (ai's hybrid retrieval inlines
-/// its query vector); a parameter is better bound as [`Vector`].
+/// pgvector's text form, `[0.1,0.2,...]`, for SQL built as text (ai's benchmark inlines its
+/// vectors in the raw pgvector query); a parameter is better bound as [`Vector`].
 pub fn vector_literal(v: &[f32]) -> String {
     let mut s = String::with_capacity(v.len() * 12 + 2);
     s.push('[');
