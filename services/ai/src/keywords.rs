@@ -115,10 +115,10 @@ pub fn stems(text: &str) -> HashSet<String> {
 /// How many of the `wanted` stems occur in `text`: `stems(text)` intersected with `wanted`,
 /// counted without collecting the text's own stems.
 pub fn found(wanted: &HashSet<String>, text: &str) -> usize {
-    let mut hit: HashSet<&str> = HashSet::new();
     if wanted.is_empty() {
         return 0;
     }
+    let mut hit: HashSet<&str> = HashSet::new();
     each_token(text, |t| {
         if let Some(w) = wanted.get(stem(t)) {
             hit.insert(w.as_str());
