@@ -33,6 +33,8 @@ pub type Upstream = BoxCloneSyncService<Request, Response, Infallible>;
 pub struct Front {
     pub listener: Listener,
     pub upstreams: HashMap<&'static str, Upstream>,
+    /// The targets among them that run in this process (their routers see extensions).
+    pub in_process: Vec<&'static str>,
     pub verifier: Arc<TokenVerifier>,
     pub limiter: Arc<RateLimiter>,
     pub cors: Arc<Cors>,
@@ -174,7 +176,13 @@ async fn pass(
     // A body without a declared length is cut off at the limit as it streams.
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
     let (mut parts, body) = std::mem::take(&mut req).into_parts();
-    parts.extensions = upstream_extensions(&parts.extensions);
+    // A remote upstream learns all it needs from headers; only a router in this process
+    // reads extensions.
+    parts.extensions = if front.in_process.contains(&route.target) {
+        upstream_extensions(&parts.extensions)
+    } else {
+        http::Extensions::new()
+    };
     let mut req = Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, limit)));
 
     set_forwarding_headers(&mut req, peer, front, ctx.as_ref());
@@ -280,6 +288,9 @@ fn set_forwarding_headers(
 ) {
     let trusted_peer = peer.is_some_and(|p| front.trusted_proxies.trusts(p));
     let headers = req.headers_mut();
+    // Room for the five added below at once: a map parsed from a short request is sized to
+    // it, and would otherwise grow (and rehash) more than once.
+    headers.reserve(5);
     let chain = match (peer, trusted_peer) {
         (Some(p), true) => {
             let before: Vec<String> = headers

@@ -12,6 +12,7 @@ pub mod front;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod pool;
 pub mod proxy;
 pub mod rate_limit;
 pub mod routes;
@@ -141,6 +142,7 @@ pub async fn front(platform: &Platform, local: LocalTargets) -> Result<Routes, S
         let state = Arc::new(Front {
             listener,
             upstreams,
+            in_process: local.names.clone(),
             verifier: platform.verifier.clone(),
             limiter: limiter.clone(),
             cors: cors.clone(),

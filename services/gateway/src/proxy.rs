@@ -1,19 +1,17 @@
-//! An upstream in another process: an HTTP/1.1 client with a connection pool, behind a circuit
-//! breaker, with a deadline for the response headers and retries for idempotent requests whose
-//! connection failed before anything was sent (the only failure where sending again cannot do
-//! something twice).
+//! An upstream in another process: HTTP/1.1 over a pool of keep-alive connections
+//! ([`crate::pool`]), behind a circuit breaker, with a deadline for the response headers and
+//! retries for idempotent requests whose connection failed before anything was sent (the only
+//! failure where sending again cannot do something twice).
 
 use crate::breaker::{Breaker, Phase};
 use crate::metrics::{GatewayMetrics, TargetLabel};
+use crate::pool::{Pool, SendError};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use http_body_util::BodyExt;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use kernel::problem::Problem;
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -27,8 +25,9 @@ pub struct HttpUpstream {
 
 struct Inner {
     target: &'static str,
-    base: Uri,
-    client: Client<HttpConnector, Body>,
+    /// The path every request's path is put under (usually empty).
+    base_path: String,
+    pool: Arc<Pool>,
     breaker: Breaker,
     timeout: Duration,
     retries: u32,
@@ -49,12 +48,11 @@ impl HttpUpstream {
         settings: &ProxySettings,
         metrics: GatewayMetrics,
     ) -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .build(connector);
+        let pool = Arc::new(Pool::new(
+            &base,
+            settings.connect_timeout,
+            Duration::from_secs(60),
+        ));
         metrics
             .breaker
             .get_or_create(&TargetLabel {
@@ -64,8 +62,8 @@ impl HttpUpstream {
         Self {
             inner: Arc::new(Inner {
                 target,
-                base,
-                client,
+                base_path: base.path().trim_end_matches('/').to_owned(),
+                pool,
                 breaker,
                 timeout: settings.timeout,
                 retries: settings.retries,
@@ -230,35 +228,26 @@ impl Inner {
     }
 
     async fn send(&self, req: Request) -> Result<Response, Failure> {
-        match tokio::time::timeout(self.timeout, self.client.request(req)).await {
+        match tokio::time::timeout(self.timeout, self.pool.send(req)).await {
             Err(_) => Err(Failure::Timeout),
-            Ok(Err(e)) if e.is_connect() => Err(Failure::Connect(root_cause(&e))),
-            Ok(Err(e)) => Err(Failure::Other(root_cause(&e))),
-            Ok(Ok(res)) => Ok(res.map(Body::new)),
+            Ok(Err(SendError::Connect(e))) => Err(Failure::Connect(e)),
+            Ok(Err(SendError::Failed(e))) => Err(Failure::Other(e)),
+            Ok(Ok(res)) => Ok(res),
         }
     }
 
+    /// The request's URI toward the upstream, in origin form (`/path?query`): the upstream's
+    /// authority goes in the `Host` header.
     fn uri_for(&self, original: &Uri) -> Option<Uri> {
-        let mut parts = self.base.clone().into_parts();
-        let base_path = self.base.path().trim_end_matches('/');
-        parts.path_and_query = match original.path_and_query() {
+        match original.path_and_query() {
             // The usual case, a base without a path: the original path is reused as it is.
-            Some(pq) if base_path.is_empty() => Some(pq.clone()),
+            Some(pq) if self.base_path.is_empty() => Some(Uri::from(pq.clone())),
             pq => {
                 let pq = pq.map(|p| p.as_str()).unwrap_or("/");
-                Some(format!("{base_path}{pq}").parse().ok()?)
+                format!("{}{pq}", self.base_path).parse().ok()
             }
-        };
-        Uri::from_parts(parts).ok()
+        }
     }
-}
-
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 fn is_idempotent(m: &Method) -> bool {
@@ -284,9 +273,19 @@ static HOP_BY_HOP: [http::HeaderName; 9] = [
 
 /// Removes the hop-by-hop headers, including any the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // Usually there is none (or only `Connection`): one pass over the names is cheaper than
-    // a removal, a hash lookup, per name that might be there.
-    if !headers.keys().any(|n| HOP_BY_HOP.contains(n)) {
+    // Usually there is none but `Connection` with its usual tokens (every keep-alive answer
+    // of an upstream has one): one pass over the names and a look at that header's value are
+    // cheaper than a removal, a hash lookup, per name that might be there.
+    let (mut connection, mut others) = (false, false);
+    for name in headers.keys() {
+        if name == header::CONNECTION {
+            connection = true;
+        } else if HOP_BY_HOP.contains(name) {
+            others = true;
+            break;
+        }
+    }
+    if !(connection || others) {
         return;
     }
     // The headers `Connection` names, but not the usual tokens, which name no header to
@@ -306,7 +305,14 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
         // Case-insensitive: the name is made lower case.
         .filter_map(|s| http::HeaderName::from_bytes(s.as_bytes()).ok())
         .collect();
-    for name in named.iter().chain(&HOP_BY_HOP) {
+    if !others {
+        headers.remove(header::CONNECTION);
+    } else {
+        for name in &HOP_BY_HOP {
+            headers.remove(name);
+        }
+    }
+    for name in &named {
         headers.remove(name);
     }
 }
@@ -343,5 +349,11 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 2);
         assert!(!h.contains_key(header::CONNECTION));
+        // `Connection` alone, naming a header of this hop.
+        h.insert(header::CONNECTION, "x-hop".parse().unwrap());
+        h.insert("x-hop", "1".parse().unwrap());
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 2);
+        assert!(!h.contains_key("x-hop"));
     }
 }
