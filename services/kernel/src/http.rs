@@ -208,12 +208,15 @@ where
         client,
     });
 
+    // Recorded as strings, not `%Display`: a string goes straight into the span's JSON, a
+    // Display value through the formatting machinery first.
+    let (trace_id, span_id) = (trace.trace_id_hex(), trace.span_id_hex());
     let span = tracing::info_span!(
         "request",
-        request_id = %request_id,
-        trace_id = %trace.trace_id_hex(),
-        span_id = %trace.span_id_hex(),
-        listener = %listener,
+        request_id = request_id.as_str(),
+        trace_id = trace_id.as_str(),
+        span_id = span_id.as_str(),
+        listener = &**listener,
     );
     let mut res = match next.call(req).instrument(span).await {
         Ok(res) => res,
@@ -269,8 +272,8 @@ where
     if !(path == "/healthz" || path == "/readyz" || path == "/metrics") {
         access_log::AccessLine {
             request_id: &request_id,
-            trace_id: trace.trace_id_hex().as_str(),
-            span_id: trace.span_id_hex().as_str(),
+            trace_id: trace_id.as_str(),
+            span_id: span_id.as_str(),
             listener,
             method: method.as_str(),
             path: &path,
