@@ -193,3 +193,92 @@ async fn the_internal_route_needs_a_token_and_valid_input() {
     assert_eq!(c.owner_id, me);
     assert_eq!(c.document_title, "Résumé — Emily Carter");
 }
+
+/// The `done` event of an answer streamed over HTTP, as JSON.
+fn done_event(sse: &str) -> serde_json::Value {
+    let data = sse
+        .split("\n\n")
+        .find_map(|event| {
+            let mut lines = event.lines();
+            (lines.next() == Some("event: done"))
+                .then(|| lines.find_map(|l| l.strip_prefix("data: ")))
+                .flatten()
+        })
+        .unwrap_or_else(|| panic!("no done event in {sse}"));
+    serde_json::from_str(data).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_route_sends_the_embedding_in_the_form_the_caller_asks_for() {
+    use ai::answer::{AnswerConfig, AnswerState, Answerer};
+    use ai::generate::extractive::Extractive;
+    use kernel::ai_api::{EMBEDDING_BASE64, EMBEDDING_HEADER, QuestionEmbedding};
+
+    let embedder = e5();
+    let h = Harness::start(Bus::local(), embedder.clone(), quick_retry(1)).await;
+    let me = Uuid::now_v7();
+    let d = h
+        .upload(
+            me,
+            "Résumé — Emily Carter",
+            "en_resume.md",
+            media_type::MARKDOWN,
+        )
+        .await;
+    assert_eq!(h.settled(d.document_id, 1).await.0, "ready");
+
+    let key = TestKey::new("k1");
+    let keys = Arc::new(tokio::sync::RwLock::new(jsonwebtoken::jwk::JwkSet {
+        keys: vec![key.jwk()],
+    }));
+    let app = ai::answer::router(AnswerState {
+        answerer: Answerer {
+            retriever: Retriever::new(h.ai.clone(), embedder.clone()),
+            embedder: embedder.clone(),
+            model: Arc::new(Extractive::with_embedder(embedder.clone())),
+            config: AnswerConfig::default(),
+            metrics: Default::default(),
+        },
+        verifier: Arc::new(TokenVerifier::new(
+            StaticKeySource(keys),
+            &AuthConfig::default(),
+        )),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("http://{addr}{}", kernel::ai_api::ANSWER_PATH);
+    let http = kernel::http::client(Duration::from_secs(20));
+    let token = key.sign(&claims("chat-user", Role::Guest, 300));
+    let body = serde_json::json!({
+        "question": "Which database did she migrate the warehouse to?",
+        "ownerId": me,
+        "candidate": "Emily Carter",
+    });
+
+    let ask = |base64: bool| {
+        let mut req = http.post(&url).bearer_auth(&token).json(&body);
+        if base64 {
+            req = req.header(EMBEDDING_HEADER, EMBEDDING_BASE64);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            done_event(&res.text().await.unwrap())
+        }
+    };
+    // A chat that asks gets base64; one that predates the header gets the list of numbers.
+    let asked = ask(true).await;
+    let plain = ask(false).await;
+    assert!(asked["supported"].as_bool().unwrap(), "{asked}");
+    assert!(asked["questionEmbedding"].is_string(), "{asked}");
+    assert!(plain["questionEmbedding"].is_array(), "{plain}");
+    let asked: QuestionEmbedding =
+        serde_json::from_value(asked["questionEmbedding"].clone()).unwrap();
+    let plain: QuestionEmbedding =
+        serde_json::from_value(plain["questionEmbedding"].clone()).unwrap();
+    assert_eq!(asked.values.len(), 384);
+    // The same question embeds the same; base64 carries the f32s exactly (the numbers are
+    // written so that they read back to the same f32s too).
+    assert_eq!(asked.values, plain.values);
+}
