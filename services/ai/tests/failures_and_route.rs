@@ -115,8 +115,18 @@ async fn a_provider_that_stays_down_is_retried_then_failed() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_internal_route_needs_a_token_and_valid_input() {
+/// What the route tests share: one owner's résumé indexed, and a verifier that knows the key
+/// their tokens are signed with.
+struct Indexed {
+    h: Harness,
+    embedder: Arc<dyn Embedder>,
+    me: Uuid,
+    document_id: Uuid,
+    key: TestKey,
+    verifier: Arc<TokenVerifier>,
+}
+
+async fn indexed_resume() -> Indexed {
     let embedder = e5();
     let h = Harness::start(Bus::local(), embedder.clone(), quick_retry(1)).await;
     let me = Uuid::now_v7();
@@ -129,7 +139,6 @@ async fn the_internal_route_needs_a_token_and_valid_input() {
         )
         .await;
     assert_eq!(h.settled(d.document_id, 1).await.0, "ready");
-
     let key = TestKey::new("k1");
     let keys = Arc::new(tokio::sync::RwLock::new(jsonwebtoken::jwk::JwkSet {
         keys: vec![key.jwk()],
@@ -138,6 +147,26 @@ async fn the_internal_route_needs_a_token_and_valid_input() {
         StaticKeySource(keys),
         &AuthConfig::default(),
     ));
+    Indexed {
+        h,
+        embedder,
+        me,
+        document_id: d.document_id,
+        key,
+        verifier,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_internal_route_needs_a_token_and_valid_input() {
+    let Indexed {
+        h,
+        embedder,
+        me,
+        document_id,
+        key,
+        verifier,
+    } = indexed_resume().await;
     let app = router(RouteState {
         retriever: Retriever::new(h.ai.clone(), embedder),
         verifier,
@@ -189,7 +218,7 @@ async fn the_internal_route_needs_a_token_and_valid_input() {
             .any(|c| c.text.contains("Oracle to PostgreSQL"))
     );
     let c = &got.chunks[0];
-    assert_eq!(c.document_id, d.document_id);
+    assert_eq!(c.document_id, document_id);
     assert_eq!(c.owner_id, me);
     assert_eq!(c.document_title, "Résumé — Emily Carter");
 }
@@ -214,23 +243,14 @@ async fn the_answer_route_sends_the_embedding_in_the_form_the_caller_asks_for() 
     use ai::generate::extractive::Extractive;
     use kernel::ai_api::{EMBEDDING_BASE64, EMBEDDING_HEADER, QuestionEmbedding};
 
-    let embedder = e5();
-    let h = Harness::start(Bus::local(), embedder.clone(), quick_retry(1)).await;
-    let me = Uuid::now_v7();
-    let d = h
-        .upload(
-            me,
-            "Résumé — Emily Carter",
-            "en_resume.md",
-            media_type::MARKDOWN,
-        )
-        .await;
-    assert_eq!(h.settled(d.document_id, 1).await.0, "ready");
-
-    let key = TestKey::new("k1");
-    let keys = Arc::new(tokio::sync::RwLock::new(jsonwebtoken::jwk::JwkSet {
-        keys: vec![key.jwk()],
-    }));
+    let Indexed {
+        h,
+        embedder,
+        me,
+        key,
+        verifier,
+        ..
+    } = indexed_resume().await;
     let app = ai::answer::router(AnswerState {
         answerer: Answerer {
             retriever: Retriever::new(h.ai.clone(), embedder.clone()),
@@ -239,10 +259,7 @@ async fn the_answer_route_sends_the_embedding_in_the_form_the_caller_asks_for() 
             config: AnswerConfig::default(),
             metrics: Default::default(),
         },
-        verifier: Arc::new(TokenVerifier::new(
-            StaticKeySource(keys),
-            &AuthConfig::default(),
-        )),
+        verifier,
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -16,7 +16,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use bytes::Bytes;
 use http::HeaderValue;
-use hyper::body::{Body as _, Frame, Incoming, SizeHint};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::{self, Connection, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::collections::VecDeque;
@@ -81,8 +81,10 @@ impl Upstream {
         true
     }
 
-    /// Waits until the connection can take a request; false when it has ended instead.
-    async fn ready(&mut self) -> bool {
+    /// Waits until the connection can take a request; false when it has ended instead. A
+    /// connection from the pool was idle when it went there: it is ready at once or not at all
+    /// (`wait` false), so nothing ever waits on one.
+    async fn ready(&mut self, wait: bool) -> bool {
         poll_fn(|cx| {
             if !self.drive(cx) {
                 return Poll::Ready(false);
@@ -91,10 +93,22 @@ impl Upstream {
             // state, which `drive` just did.
             match self.sender.poll_ready(cx) {
                 Poll::Ready(r) => Poll::Ready(r.is_ok()),
-                Poll::Pending => Poll::Pending,
+                Poll::Pending if wait => Poll::Pending,
+                Poll::Pending => Poll::Ready(false),
             }
         })
         .await
+    }
+
+    /// Whether the connection can go back to the pool: open, and idle between messages. A
+    /// response can end while the request's body is still being sent (an upstream that answers
+    /// an upload early); such a connection would hold that body, and the next request would
+    /// wait behind it.
+    fn reusable(&mut self) -> bool {
+        // One more turn of its I/O takes it from the response's end to the idle state; no
+        // task waits on this poll, the next request polls it again with its own.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        self.drive(&mut cx) && self.sender.is_ready()
     }
 
     /// Sends the request and drives the connection until the response's head is in. On a
@@ -129,13 +143,16 @@ impl Pool {
     pub fn new(base: &http::Uri, connect_timeout: Duration, idle_timeout: Duration) -> Self {
         let host = base.host().unwrap_or("localhost");
         let port = base.port_u16().unwrap_or(80);
-        // An IPv6 literal keeps its brackets in `host()`, as both uses need.
-        let authority = base
-            .authority()
-            .map_or_else(|| host.to_owned(), |a| a.as_str().to_owned());
+        // An IPv6 literal keeps its brackets in `host()`, as both uses need. The header names
+        // the port only when it is not HTTP's own, and never the URL's user information.
+        let host_header = if port == 80 {
+            host.to_owned()
+        } else {
+            format!("{host}:{port}")
+        };
         Self {
             address: format!("{host}:{port}"),
-            host: HeaderValue::from_str(&authority)
+            host: HeaderValue::from_str(&host_header)
                 .unwrap_or_else(|_| HeaderValue::from_static("localhost")),
             connect_timeout,
             idle_timeout,
@@ -155,7 +172,7 @@ impl Pool {
                 Some(u) => (u, true),
                 None => (self.connect().await?, false),
             };
-            if !upstream.ready().await {
+            if !upstream.ready(!reused).await {
                 if reused {
                     continue;
                 }
@@ -183,33 +200,38 @@ impl Pool {
 
     /// The most recently used idle connection that has not been idle too long.
     fn checkout(&self) -> Option<Upstream> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = Instant::now().checked_sub(self.idle_timeout);
-        while let Some(entry) = idle.pop_back() {
-            if fresh.is_none_or(|f| entry.since >= f) {
-                return Some(entry.upstream);
-            }
-            // The rest are older still.
-            idle.clear();
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = idle.pop_back()?;
+        if fresh.is_none_or(|f| entry.since >= f) {
+            return Some(entry.upstream);
         }
+        // Expired, and the rest are older still: closed once the lock is let go.
+        let expired: VecDeque<Idle> = std::mem::take(&mut *idle);
+        drop(idle);
+        drop((entry, expired));
         None
     }
 
     fn put(&self, upstream: Upstream) {
         let now = Instant::now();
+        let mut closing = Vec::new();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(oldest) = now.checked_sub(self.idle_timeout) {
             while idle.front().is_some_and(|e| e.since < oldest) {
-                idle.pop_front();
+                closing.extend(idle.pop_front());
             }
         }
         if idle.len() >= MAX_IDLE {
-            idle.pop_front();
+            closing.extend(idle.pop_front());
         }
         idle.push_back(Idle {
             upstream,
             since: now,
         });
+        drop(idle);
+        // Sockets are closed outside the lock.
+        drop(closing);
     }
 
     async fn connect(&self) -> Result<Upstream, SendError> {
@@ -249,9 +271,11 @@ struct Driven {
 }
 
 impl Driven {
+    /// The connection goes back to the pool if it can take another request, and is closed
+    /// otherwise.
     fn give_back(&mut self) {
-        if let Some(upstream) = self.upstream.take()
-            && upstream.io.is_some()
+        if let Some(mut upstream) = self.upstream.take()
+            && upstream.reusable()
         {
             self.pool.put(upstream);
         }
@@ -267,31 +291,28 @@ impl hyper::body::Body for Driven {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        loop {
-            match Pin::new(&mut this.body).poll_frame(cx) {
-                Poll::Ready(None) => {
-                    this.give_back();
-                    return Poll::Ready(None);
-                }
-                Poll::Ready(Some(frame)) => {
-                    if frame.is_err() {
-                        this.upstream = None;
-                    } else if this.body.is_end_stream() {
-                        this.give_back();
-                    }
-                    return Poll::Ready(Some(frame));
-                }
-                Poll::Pending => {}
-            }
-            // The body's bytes arrive only as the connection is polled.
-            let Some(upstream) = this.upstream.as_mut() else {
-                return Poll::Pending;
-            };
-            if upstream.drive(cx) {
-                return Poll::Pending;
-            }
+        // The body's bytes arrive only as the connection is polled, one piece per turn (the
+        // channel between them holds one): its I/O first, so that the piece is there to take.
+        if let Some(upstream) = this.upstream.as_mut()
+            && !upstream.drive(cx)
+        {
             // Ended: with the connection dropped the body ends too, cleanly or not.
             this.upstream = None;
+        }
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.give_back();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(frame)) => {
+                if frame.is_err() {
+                    this.upstream = None;
+                } else if this.body.is_end_stream() {
+                    this.give_back();
+                }
+                Poll::Ready(Some(frame))
+            }
+            Poll::Pending => Poll::Pending,
         }
     }
 
@@ -305,13 +326,11 @@ impl hyper::body::Body for Driven {
 }
 
 impl Drop for Driven {
-    /// A body with nothing left to read is often not read at all (an empty one, or one whose
-    /// length was reached): its connection is still good for the next request. One dropped
-    /// halfway (the client went away) is closed with it.
+    /// A body with nothing left to read is often not read to its end (an empty one, or one
+    /// whose length was reached): its connection is still good for the next request. One
+    /// dropped halfway (the client went away) is closed with it.
     fn drop(&mut self) {
-        if self.body.is_end_stream() {
-            self.give_back();
-        }
+        self.give_back();
     }
 }
 
@@ -321,4 +340,36 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(url: &str) -> Pool {
+        Pool::new(
+            &url.parse().unwrap(),
+            Duration::from_secs(1),
+            Duration::from_secs(1),
+        )
+    }
+
+    #[test]
+    fn the_host_header_names_the_port_only_when_it_is_not_80_and_never_the_user() {
+        let p = pool("http://chat.internal");
+        assert_eq!(
+            (p.address.as_str(), p.host.to_str().unwrap()),
+            ("chat.internal:80", "chat.internal")
+        );
+        let p = pool("http://user:secret@chat.internal:80/base");
+        assert_eq!(
+            (p.address.as_str(), p.host.to_str().unwrap()),
+            ("chat.internal:80", "chat.internal")
+        );
+        let p = pool("http://[::1]:8080");
+        assert_eq!(
+            (p.address.as_str(), p.host.to_str().unwrap()),
+            ("[::1]:8080", "[::1]:8080")
+        );
+    }
 }

@@ -208,15 +208,14 @@ where
         client,
     });
 
-    // Recorded as strings, not `%Display`: a string goes straight into the span's JSON, a
-    // Display value through the formatting machinery first.
     let (trace_id, span_id) = (trace.trace_id_hex(), trace.span_id_hex());
+    // `%`: the text format writes them bare, as it always has (a `&str` would be quoted).
     let span = tracing::info_span!(
         "request",
-        request_id = request_id.as_str(),
-        trace_id = trace_id.as_str(),
-        span_id = span_id.as_str(),
-        listener = &**listener,
+        request_id = %request_id,
+        trace_id = %trace_id.as_str(),
+        span_id = %span_id.as_str(),
+        listener = %listener,
     );
     let mut res = match next.call(req).instrument(span).await {
         Ok(res) => res,

@@ -28,15 +28,25 @@ impl<'w> FormatFields<'w> for JsonSpanFields {
         // Written whole into a buffer of the thread's first, then into the span's text at once:
         // that text starts empty, and written piece by piece it grew (and was copied) four or
         // five times for the request span, through a dynamic call per piece.
-        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-            Ok(mut buf) => {
-                buf.clear();
-                write_object(&mut *buf, fields)?;
-                writer.write_str(&buf)
+        let mut fields = Some(fields);
+        let buffered = SCRATCH.try_with(|scratch| {
+            let mut buf = scratch.try_borrow_mut().ok()?;
+            buf.clear();
+            let written =
+                write_object(&mut *buf, fields.take()?).and_then(|()| writer.write_str(&buf));
+            // One unusually large span does not keep its buffer for the thread's life.
+            if buf.capacity() > 4096 {
+                *buf = String::new();
             }
-            // A span made while formatting another (a `Debug` impl that logs): written directly.
-            Err(_) => write_object(&mut writer, fields),
-        })
+            Some(written)
+        });
+        match (buffered, fields) {
+            (Ok(Some(written)), _) => written,
+            // A span made while formatting another (a `Debug` impl that logs), or while the
+            // thread's storage is being torn down: written directly.
+            (_, Some(fields)) => write_object(&mut writer, fields),
+            (_, None) => Err(fmt::Error),
+        }
     }
 
     /// Fields recorded after the span was created (`Span::record`): rare, so merged the simple
