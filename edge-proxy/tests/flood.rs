@@ -134,13 +134,20 @@ async fn admin_connections_complete_during_a_public_flood() -> Result<()> {
     }
 
     // Let the flood build up (bounded wait): every client connected, and the proxy holding
-    // them (a connection the kernel completed may still wait in the accept queue while two
-    // busy cores run the rest of the suite).
+    // at least a thousand of them at some point (a connection the kernel completed may still
+    // wait in the accept queue while two busy cores run the rest of the suite). The peak, not
+    // the count at the end: the churn's garbage takes handshake slots and so evicts slow
+    // clients, which do not come back, and on a slow machine all of them have connected only
+    // after it has evicted hundreds (one run: 1,900 opened, 831 evicted, 969 left).
     let deadline = Instant::now() + Duration::from_secs(60);
-    while (opened.load(Ordering::Relaxed) < LORIS + PUBLIC_HOLDERS
-        || stack.proxy.connections() < 1000)
-        && Instant::now() < deadline
-    {
+    let mut peak = 0;
+    loop {
+        peak = peak.max(stack.proxy.connections());
+        if (opened.load(Ordering::Relaxed) >= LORIS + PUBLIC_HOLDERS && peak >= 1000)
+            || Instant::now() >= deadline
+        {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let flood_size = stack.proxy.connections();
@@ -171,7 +178,7 @@ async fn admin_connections_complete_during_a_public_flood() -> Result<()> {
     let (p50, p99) = (pct(50), pct(99));
     let text = stack.metrics()?;
     eprintln!(
-        "flood: {} client connections opened, proxy holding {flood_size} before and {still_flooding} after the admin run; admin p50 {p50:?} p99 {p99:?} max {:?}; evicted {} route_full {} not_tls {}",
+        "flood: {} client connections opened, proxy holding at most {peak}, {flood_size} before and {still_flooding} after the admin run; admin p50 {p50:?} p99 {p99:?} max {:?}; evicted {} route_full {} not_tls {}",
         opened.load(Ordering::Relaxed),
         times.last().copied().unwrap_or_default(),
         metric(&text, "edge_rejections_total{reason=\"handshake_evicted\"}"),
@@ -182,7 +189,7 @@ async fn admin_connections_complete_during_a_public_flood() -> Result<()> {
                 "edge_client_hello_errors_total{reason=\"malformed\"}"
             ),
     );
-    assert!(flood_size >= 1000, "the flood never built up: {flood_size}");
+    assert!(peak >= 1000, "the flood never built up: at most {peak}");
     assert!(
         metric(&text, "edge_rejections_total{reason=\"handshake_evicted\"}") > 0.0,
         "slow clients were evicted"
