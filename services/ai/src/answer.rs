@@ -293,12 +293,9 @@ impl Answerer {
 
     /// Retrieval happens before the stream starts, so a failure there is a plain problem
     /// answer; what follows is the stream.
-    /// `embedding_base64`: the caller asked for the question's embedding in base64
-    /// ([`kernel::ai_api::EMBEDDING_HEADER`]).
     pub async fn answer(
         &self,
         body: AskBody,
-        embedding_base64: bool,
     ) -> Result<impl Stream<Item = Step> + Send + use<>, Problem> {
         Self::validate(&body)?;
         let question = body.question.trim().to_owned();
@@ -357,7 +354,7 @@ impl Answerer {
             best,
             QuestionEmbedding {
                 values: vector,
-                base64: embedding_base64,
+                base64: false,
             },
             body,
             self.metrics.clone(),
@@ -460,8 +457,15 @@ pub async fn route(
     let base64 = headers
         .get(kernel::ai_api::EMBEDDING_HEADER)
         .is_some_and(|v| v == kernel::ai_api::EMBEDDING_BASE64);
-    let steps = a.answerer.answer(body, base64).await?;
-    Ok(Sse::new(steps.map(|s| Ok(s.event()))).keep_alive(KeepAlive::default()))
+    let steps = a.answerer.answer(body).await?;
+    // How the embedding is written is the wire's business, decided here for this caller.
+    let events = steps.map(move |mut step| {
+        if let Step::Done(done) = &mut step {
+            done.question_embedding.base64 = base64;
+        }
+        Ok(step.event())
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 
 #[derive(Clone)]

@@ -9,8 +9,6 @@ use kernel::events::outbox;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-pub use kernel::db::vector_literal;
-
 pub const SERVICE: &str = "ai";
 
 #[derive(Debug, thiserror::Error)]

@@ -33,8 +33,6 @@ pub type Upstream = BoxCloneSyncService<Request, Response, Infallible>;
 pub struct Front {
     pub listener: Listener,
     pub upstreams: HashMap<&'static str, Upstream>,
-    /// The targets among them that run in this process (their routers see extensions).
-    pub in_process: Vec<&'static str>,
     pub verifier: Arc<TokenVerifier>,
     pub limiter: Arc<RateLimiter>,
     pub cors: Arc<Cors>,
@@ -123,7 +121,7 @@ async fn pass(
     front: &Front,
     route: &Route,
     upstream: Option<Upstream>,
-    mut req: Request,
+    req: Request,
 ) -> Result<Response, Problem> {
     let claims = verify(front, req.headers()).await?;
 
@@ -175,15 +173,7 @@ async fn pass(
     }
     // A body without a declared length is cut off at the limit as it streams.
     let limit = usize::try_from(max).unwrap_or(usize::MAX);
-    let (mut parts, body) = std::mem::take(&mut req).into_parts();
-    // A remote upstream learns all it needs from headers; only a router in this process
-    // reads extensions.
-    parts.extensions = if front.in_process.contains(&route.target) {
-        upstream_extensions(&parts.extensions)
-    } else {
-        http::Extensions::new()
-    };
-    let mut req = Request::from_parts(parts, Body::new(http_body_util::Limited::new(body, limit)));
+    let mut req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
 
     set_forwarding_headers(&mut req, peer, front, ctx.as_ref());
 
@@ -237,6 +227,16 @@ async fn verify(front: &Front, headers: &http::HeaderMap) -> Result<Option<Claim
             "The access token is not valid: {e}."
         ))),
     }
+}
+
+/// An in-process upstream: the target's router, seeing only what [`upstream_extensions`]
+/// passes on. (A remote one learns all it needs from headers; its client never sends
+/// extensions, so they are left as they are for it.)
+pub fn in_process(router: axum::Router) -> Upstream {
+    BoxCloneSyncService::new(router.map_request(|mut req: Request| {
+        *req.extensions_mut() = upstream_extensions(req.extensions());
+        req
+    }))
 }
 
 /// What an in-process upstream may see of this request's extensions: the request's context

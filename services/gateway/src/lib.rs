@@ -82,8 +82,8 @@ pub async fn front(platform: &Platform, local: LocalTargets) -> Result<Routes, S
     let mut placements = Vec::new();
     for target in known {
         if local.names.contains(&target) {
-            public.insert(target, BoxCloneSyncService::new(local.public.clone()));
-            admin.insert(target, BoxCloneSyncService::new(local.admin.clone()));
+            public.insert(target, front::in_process(local.public.clone()));
+            admin.insert(target, front::in_process(local.admin.clone()));
             placements.push((target, health::Placement::InProcess));
             continue;
         }
@@ -142,7 +142,6 @@ pub async fn front(platform: &Platform, local: LocalTargets) -> Result<Routes, S
         let state = Arc::new(Front {
             listener,
             upstreams,
-            in_process: local.names.clone(),
             verifier: platform.verifier.clone(),
             limiter: limiter.clone(),
             cors: cors.clone(),

@@ -334,7 +334,7 @@ impl Drop for Driven {
     }
 }
 
-pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;

@@ -43,16 +43,10 @@ async fn upstream(streams: Option<mpsc::Receiver<Frames>>) -> (SocketAddr, Arc<A
                     async move {
                         let body = match req.uri().path() {
                             "/stream" => {
-                                let mut frames =
-                                    streams.lock().await.as_mut().unwrap().recv().await;
-                                let frames = futures::stream::poll_fn(move |cx| {
-                                    frames
-                                        .as_mut()
-                                        .map_or(std::task::Poll::Ready(None), |f: &mut Frames| {
-                                            f.poll_recv(cx)
-                                        })
-                                });
-                                Body::new(http_body_util::StreamBody::new(frames))
+                                let frames = streams.lock().await.as_mut().unwrap().recv().await;
+                                Body::new(http_body_util::StreamBody::new(
+                                    kernel::http::receiver_stream(frames.expect("a stream")),
+                                ))
                             }
                             "/echo" => {
                                 let n = req.into_body().collect().await.unwrap().to_bytes().len();
@@ -323,12 +317,12 @@ async fn connections_idle_longer_than_the_idle_timeout_are_not_used() {
     let pool = Arc::new(Pool::new(
         &base,
         Duration::from_secs(2),
-        Duration::from_millis(50),
+        Duration::from_secs(1),
     ));
     assert_eq!(text(pool.send(get("/")).await.unwrap()).await, "ok");
     assert_eq!(text(pool.send(get("/")).await.unwrap()).await, "ok");
     assert_eq!(accepted.load(Ordering::SeqCst), 1);
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(text(pool.send(get("/")).await.unwrap()).await, "ok");
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
@@ -363,9 +357,9 @@ async fn a_connection_still_sending_an_answered_upload_is_closed_not_pooled() {
     });
     let pool = pool(addr);
     // A body that is still streaming from the client when the answer comes.
-    let (pieces, mut rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
+    let (pieces, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(1);
     pieces.send(Ok(Bytes::from_static(b"start"))).await.unwrap();
-    let body = Body::from_stream(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
+    let body = Body::from_stream(kernel::http::receiver_stream(rx));
     let upload = http::Request::post("/upload").body(body).unwrap();
     let res = pool.send(upload).await.unwrap();
     assert_eq!(res.status(), 413);
@@ -383,10 +377,8 @@ async fn a_connection_still_sending_an_answered_upload_is_closed_not_pooled() {
 
 #[tokio::test]
 async fn nobody_listening_is_a_connect_failure() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Below the range of source ports, so no connection of ours can be holding it.
+    let closed = SocketAddr::from(([127, 0, 0, 1], kernel::testing::free_port()));
     let err = pool(closed).send(get("/")).await.unwrap_err();
     assert!(matches!(err, SendError::Connect(_)), "{err:?}");
 }

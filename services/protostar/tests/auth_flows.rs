@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{PASSWORD, Server, command, serve, serve_targets};
+use common::{PASSWORD, Server, command, data_dir, serve, serve_targets};
 use kernel::testing::TestDb;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -20,11 +20,7 @@ where
 #[tokio::test]
 async fn the_front_door_through_the_binary() {
     let db = TestDb::new().await;
-    let data = std::env::temp_dir().join(format!(
-        "protostar-auth-flows-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&data).unwrap();
+    let data = data_dir("auth-flows");
     let password_file = data.join("admin-password");
     std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
 
@@ -190,7 +186,6 @@ async fn the_front_door_through_the_binary() {
         status == 401
     })
     .await;
-    std::fs::remove_dir_all(&data).ok();
 }
 
 /// The two shapes the session tests run in: one process with the gateway in front of
@@ -254,11 +249,7 @@ fn deploy(db: &TestDb, data: &std::path::Path, separate: bool) -> Deployment {
 /// logout, all through the gateway; and a forged token never gets past it.
 async fn session_lifecycle(separate: bool) {
     let db = TestDb::new().await;
-    let data = std::env::temp_dir().join(format!(
-        "protostar-sessions-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&data).unwrap();
+    let data = data_dir("sessions");
     let d = deploy(&db, &data, separate);
     let client = kernel::http::client(Duration::from_secs(10));
     for base in &d.ready {
@@ -390,7 +381,6 @@ async fn session_lifecycle(separate: bool) {
         .await
         .unwrap();
     assert_eq!(res.status(), 403);
-    std::fs::remove_dir_all(&data).ok();
 }
 
 #[tokio::test]
@@ -408,11 +398,7 @@ async fn the_session_lifecycle_through_a_gateway_process_of_its_own() {
 #[tokio::test]
 async fn two_gateway_processes_share_their_rate_limits_through_redis() {
     let db = TestDb::new().await;
-    let data = std::env::temp_dir().join(format!(
-        "protostar-shared-limits-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&data).unwrap();
+    let data = data_dir("shared-limits");
     let env = [
         (
             "PROTOSTAR_REDIS__URL",
@@ -459,5 +445,4 @@ async fn two_gateway_processes_share_their_rate_limits_through_redis() {
         }
     }
     assert_eq!((ok, refused), (10, 20));
-    std::fs::remove_dir_all(&data).ok();
 }

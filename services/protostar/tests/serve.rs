@@ -1,6 +1,9 @@
 //! The real `protostar` binary: it starts, answers on both listeners, stops cleanly on SIGTERM,
 //! and refuses bad configuration with messages that name the key.
 
+mod common;
+
+use common::{DataDir, data_dir};
 use kernel::testing::TestDb;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -12,15 +15,14 @@ struct Running {
     child: Child,
     public: String,
     admin: String,
-    /// The process's data folder, removed once it has stopped.
-    data: std::path::PathBuf,
+    /// The process's data folder, removed after `drop` has stopped the process.
+    _data: DataDir,
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.data);
     }
 }
 
@@ -39,8 +41,7 @@ fn start(db: &TestDb) -> Running {
 }
 
 fn start_with(db: &TestDb, extra: &[(&str, &str)]) -> Running {
-    let data =
-        std::env::temp_dir().join(format!("protostar-serve-{}", uuid::Uuid::new_v4().simple()));
+    let data = data_dir("serve");
     let mut cmd = Command::new(BIN);
     base_env(&mut cmd, db, &data);
     cmd.envs(extra.iter().copied());
@@ -57,7 +58,7 @@ fn start_with(db: &TestDb, extra: &[(&str, &str)]) -> Running {
         child,
         public: String::new(),
         admin: String::new(),
-        data,
+        _data: data,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -22,8 +22,9 @@
 use ai::chunk::{self, ChunkConfig};
 use ai::embed::{Embedder, LocalEmbedder, Purpose};
 use ai::retrieval::Retriever;
-use ai::store::{self, vector_literal};
+use ai::store;
 use ai::{extract, keywords};
+use kernel::db::vector_literal;
 use kernel::db::{Database, DatabaseConfig};
 use kernel::events::content::{Uploaded, media_type};
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection, Row};

@@ -146,7 +146,7 @@ impl ChatModel for Extractive {
                 || req
                     .passages
                     .iter()
-                    .any(|p| sentences_of(p).iter().any(|s| shared(&w, s) > 0));
+                    .any(|p| sentences_of(p).iter().any(|s| keywords::found(&w, s) > 0));
             let order = if shares_a_word {
                 None
             } else {
@@ -175,10 +175,6 @@ fn wanted(req: &AnswerRequest) -> HashSet<String> {
         .into_iter()
         .filter(|t| !name.contains(t))
         .collect()
-}
-
-fn shared(wanted: &HashSet<String>, sentence: &str) -> usize {
-    keywords::found(wanted, sentence)
 }
 
 /// The answer's text streams a word at a time, like a remote model's would.
